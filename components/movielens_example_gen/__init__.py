@@ -1,0 +1,1 @@
+"""MovieLensExampleGen: MovieLens rating files to split tf.Example TFRecords (see component.py)."""

@@ -1,0 +1,55 @@
+"""The one source for names: feature keys, the label, split names and component ids."""
+
+# Raw features written by MovieLensExampleGen (one tf.Example per rating).
+USER_ID = "user_id"
+MOVIE_ID = "movie_id"
+RATING = "rating"  # the label
+TIMESTAMP = "timestamp"
+
+# Side features joined from users.dat (present only when users.dat is).
+GENDER = "gender"
+AGE = "age"
+OCCUPATION = "occupation"
+ZIP_PREFIX = "zip_prefix"
+
+# Side features joined from movies.dat (present only when movies.dat is).
+TITLE = "title"
+YEAR = "year"
+GENRES = "genres"  # multi-valued
+
+LABEL_KEY = RATING
+ID_FEATURES = (USER_ID, MOVIE_ID)
+USER_SIDE_FEATURES = (GENDER, AGE, OCCUPATION, ZIP_PREFIX)
+MOVIE_SIDE_FEATURES = (TITLE, YEAR, GENRES)
+
+# Number of leading characters of the zip code kept as ZIP_PREFIX.
+ZIP_PREFIX_LENGTH = 3
+
+# The genre vocabulary of MovieLens-1M (README of ml-1m), in its documented order.
+GENRE_VOCABULARY = (
+    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical",
+    "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+
+# Splits.
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+# File names inside an ml-1m folder or zip.
+RATINGS_FILE = "ratings.dat"
+USERS_FILE = "users.dat"
+MOVIES_FILE = "movies.dat"
+ML1M_ENCODING = "latin-1"
+ML1M_SEPARATOR = "::"
+
+# Pipeline node ids (every node gets an explicit .with_id()).
+EXAMPLE_GEN_ID = "MovieLensExampleGen"
+STATISTICS_GEN_ID = "StatisticsGen"
+SCHEMA_GEN_ID = "ImportSchemaGen"
+EXAMPLE_VALIDATOR_ID = "ExampleValidator"
+ANOMALIES_GATE_ID = "AnomaliesGate"
+TRAINER_ID = "Trainer"
+MODEL_RESOLVER_ID = "LatestBlessedModelResolver"
+EVALUATOR_ID = "Evaluator"
+PUSHER_ID = "Pusher"

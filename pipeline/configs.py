@@ -1,0 +1,58 @@
+"""The one configuration module: defaults, and the only reader of the environment.
+
+`create_pipeline` takes everything as arguments; the runners build those arguments here.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import List
+
+from kiko_model import synthetic
+
+PIPELINE_NAME = "kiko"
+
+# Every output (pipeline root, ML Metadata, serving folder, generated data) lives under home:
+# --home, else $KIKO_HOME, else ./kiko_home.
+HOME_ENV = "KIKO_HOME"
+DEFAULT_HOME = "kiko_home"
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+
+# The embedded default data set: generated in MovieLens-1M format at ML-1M's size.
+EMBEDDED_DATA = synthetic.GeneratorConfig()
+
+# Default train : eval hash buckets.
+SPLIT_BUCKETS = {"train": 9, "eval": 1}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a pipeline home keeps things."""
+
+    home: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.home, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.home, "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.home, "serving_model")
+
+    @property
+    def embedded_data_dir(self) -> str:
+        return os.path.join(self.home, "data", "synthetic-ml1m")
+
+
+def home_dir(flag_value: str = "") -> str:
+    """The pipeline home: the flag, else $KIKO_HOME, else ./kiko_home (absolute)."""
+    return os.path.abspath(flag_value or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def beam_pipeline_args(workers: int = 0) -> List[str]:
+    """DirectRunner in multi-processing mode; 0 workers means one per CPU core."""
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]

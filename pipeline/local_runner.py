@@ -1,0 +1,103 @@
+"""Runs the kiko pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
+
+    python pipeline/local_runner.py [--data ml-1m.zip|FOLDER|ratings.dat] [--home DIR] ...
+
+Also the pipeline file for the tfx CLI:
+    tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
+    tfx run create --engine local --pipeline_name kiko
+"""
+
+import os
+import sys
+
+# Run as a script, this file's folder is sys.path[0], where pipeline.py would shadow the
+# installed `pipeline` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import kiko_model  # noqa: E402,F401  (first: selects Keras 2 before TensorFlow loads)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+from typing import List, Optional  # noqa: E402
+
+from components.movielens_example_gen.options import (  # noqa: E402
+    MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_CHOICES, PARTITION_BY_RATING)
+from kiko_model import synthetic  # noqa: E402
+from pipeline import configs  # noqa: E402
+
+
+def _split_ratio(text: str):
+    try:
+        train, eval_ = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TRAIN:EVAL integers, got {text!r}")
+    if train < 1 or eval_ < 1:
+        raise argparse.ArgumentTypeError(f"both parts must be >= 1, got {text!r}")
+    return {"train": train, "eval": eval_}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run the kiko TFX pipeline locally (LocalDagRunner, Beam DirectRunner, "
+                    "SQLite ML Metadata, caching on).")
+    parser.add_argument(
+        "--data", default="",
+        help="ml-1m.zip, a folder holding ratings.dat (and users.dat/movies.dat), or a "
+             "ratings file. Default: the embedded synthetic MovieLens-1M-format data set, "
+             "generated once under HOME/data.")
+    parser.add_argument(
+        "--home", default="",
+        help=f"folder for every output (pipeline root, metadata DB, serving folder, generated "
+             f"data). Default: ${configs.HOME_ENV}, else ./{configs.DEFAULT_HOME}.")
+    parser.add_argument("--split-ratio", type=_split_ratio, default=configs.SPLIT_BUCKETS,
+                        metavar="TRAIN:EVAL", help="hash-bucket split ratio (default 9:1)")
+    parser.add_argument("--partition-by", choices=PARTITION_CHOICES,
+                        default=PARTITION_BY_RATING,
+                        help="hash each rating, or each user (all of a user's ratings in one "
+                             "split); default: rating")
+    parser.add_argument("--malformed-lines", choices=MALFORMED_CHOICES, default=MALFORMED_FAIL,
+                        help="fail at the first malformed line (default), or skip, count and "
+                             "write them to rejected_lines/ in the Examples artifact")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Beam DirectRunner worker processes (default 0: one per core)")
+    parser.add_argument("--no-cache", action="store_true", help="disable TFX caching")
+    return parser.parse_args(argv)
+
+
+def build(args: argparse.Namespace):
+    """The pipeline for these arguments (generating the embedded data set if it is used)."""
+    from components.movielens_example_gen.component import (
+        locate_input, make_input_config, make_output_config)
+    from pipeline.pipeline import create_pipeline
+
+    paths = configs.Paths(configs.home_dir(args.home))
+    data = args.data
+    if not data:
+        data = synthetic.ensure_generated(
+            paths.embedded_data_dir, configs.EMBEDDED_DATA).out_dir
+    input_base, pattern = locate_input(data)
+    return create_pipeline(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=paths.pipeline_root,
+        input_base=input_base,
+        input_config=make_input_config({"single_split": pattern}),
+        output_config=make_output_config(args.split_ratio, args.partition_by),
+        malformed_lines=args.malformed_lines,
+        schema_path=configs.SCHEMA_PATH,
+        metadata_path=paths.metadata_path,
+        beam_pipeline_args=configs.beam_pipeline_args(args.workers),
+        enable_cache=not args.no_cache,
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    from tfx import v1 as tfx
+
+    logging.basicConfig(level=logging.INFO)
+    tfx.orchestration.LocalDagRunner().run(build(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""kiko: a TFX pipeline for MovieLens rating prediction.
+
+The exact versions of the whole stack are pinned in constraints.txt; install with
+`pip install -c constraints.txt -e .[test]` (the Makefile does this).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="kiko",
+    version="0.1.0",
+    description="MovieLens rating prediction on TensorFlow Extended with a TFRS model.",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["kiko_model*", "components*", "pipeline*"]),
+    package_data={"pipeline": ["schema/*.pbtxt"]},
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow>=2.16,<2.17",
+        # TFRS refuses Keras 3; tf-keras is the Keras 2 that TF_USE_LEGACY_KERAS=1 selects.
+        "tf-keras>=2.16,<2.17",
+        "tensorflow-recommenders>=0.7.3,<0.8",
+        # apache-beam 2.7x no longer pulls dill, which tfx_bsl and TFT import.
+        "dill",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["kiko=kiko_model.cli:main"]},
+)
