@@ -25,8 +25,12 @@ Generative model (all draws from ``numpy.random`` streams spawned from ``config.
     year effect + N(0, MOVIE_BIAS_STD^2);
   - ``p_u`` (dimension ``rank``) = gender, age and occupation embeddings (~45 % of its
     variance) + an individual part; ``q_m`` = mean of its genres' embeddings and a year
-    direction (~55 %) + an individual part. So demographics shift both the mean rating and
-    the genre preferences, and genres/year shift both quality and taste. P and Q are rescaled
+    direction (~55 %) + an individual part. Factor 0 is a planted gender x genre axis (women
+    rate romance and musicals higher, men action, war and sci-fi), factor 1 an age x genre
+    axis (older users: film-noir, war, westerns; younger: horror, animation); the others are
+    random. So demographics shift both the mean rating and the genre preferences, and
+    genres/year shift both quality and taste. Factor k's term has variance proportional to
+    0.6 ** k (a decaying spectrum, as in real rating matrices), and P and Q are rescaled
     together so that ``<p_u, q_m>`` has standard deviation ``interaction_std``.
 * Rating = 1 + #{k : t_k < latent}. The four thresholds t_1 < ... < t_4 are the quantiles of
   ``mean + eps'`` over the sampled pairs, with ``eps'`` an independent copy of the noise, at
@@ -34,15 +38,18 @@ Generative model (all draws from ``numpy.random`` streams spawned from ``config.
   5: 22.63 %). The thresholds are then fixed constants independent of the ratings' noise, and
   the histogram matches ML-1M's up to sampling error.
 * Who rates what: every user rates at least MIN_RATINGS_PER_USER movies; activity above that is
-  log-normal (median ~96, long tail, soft-capped at ML-1M's maximum of 2,314 or the catalogue
+  log-normal (median ~95, long tail, soft-capped at ML-1M's maximum of 2,314 or the catalogue
   size), scaled so the total is exactly ``n_ratings``. Each user picks distinct movies by
-  popularity-weighted sampling without replacement (an exponential race); popularity is
-  log-normal and mildly correlated with the movie bias (good movies are seen more), tuned so
-  that ~3,706 of 3,883 movies get a rating at the default size. Selection does not depend on
+  popularity-weighted sampling without replacement (an exponential race); log popularity is
+  a steep function of a Gaussian below its median (obscure movies, some never rated) and
+  saturates above it (the most rated movie is seen by ~60 % of users), mildly correlated with
+  the movie bias (good movies are seen more), tuned so that ~3,706 of 3,883 movies get a
+  rating at the default size, median ~130 ratings per rated movie. Selection does not depend on
   the user's own taste or noise, so the pairs are missing at random given popularity.
 * Timestamps: each user starts in ML-1M's window (956703932 .. 1046454590, most users in
   2000); ratings follow in sessions (seconds apart, with occasional gaps of days to months),
-  so each user's timestamps are clustered. ``ratings.dat`` is sorted by user, then timestamp.
+  so each user's timestamps are clustered (~88 % of ratings fall in 2000). ``ratings.dat`` is
+  sorted by user, then timestamp (ML-1M's own file is sorted by user only).
 
 Noise floor: with mean ``mu = latent - eps``, ``P(rating > k | mu) = Phi((mu - t_k) / noise)``
 so the Bayes-optimal (MSE) predictor is ``E[rating | mu] = 1 + sum_k Phi((mu - t_k) / noise)``.
@@ -121,6 +128,14 @@ _GENRE_BIAS_SHRINK = 0.8
 # Shares of the variance of p_u and q_m that are explained by side information.
 _USER_FACTOR_SHARES = {"gender": 0.20, "age": 0.15, "occupation": 0.10, "individual": 0.55}
 _MOVIE_FACTOR_SHARES = {"genres": 0.45, "year": 0.10, "individual": 0.45}
+# Two planted, interpretable taste axes (genre loadings in GENRE_VOCABULARY order): axis 0 is
+# what women like more than men (romance, musicals vs action, war, sci-fi), axis 1 what older
+# users like more than younger ones (film-noir, war, westerns vs horror, animation). Users load
+# on axis 0 by gender and on axis 1 by age; the other axes are random.
+_GENDER_TASTE_AXIS = (-1.0, -0.5, 0.3, 0.5, 0.2, -0.3, 0.1, 0.5, 0.1, -0.2, -0.5, 0.9, 0.1, 1.0,
+                      -0.7, -0.3, -0.7, -0.6)
+_AGE_TASTE_AXIS = (-0.3, 0.0, -0.6, -0.3, -0.4, 0.1, 0.5, 0.5, -0.3, 0.9, -0.8, 0.6, 0.4, 0.2,
+                   -0.4, -0.1, 0.8, 0.7)
 # Term k of <p_u, q_m> has variance proportional to _SPECTRUM_DECAY ** k: a decaying spectrum
 # like real rating matrices', so the leading taste dimensions are the easiest to learn.
 _SPECTRUM_DECAY = 0.6
@@ -155,7 +170,7 @@ class GeneratorConfig:
 
     Defaults are ML-1M's sizes. ``noise`` is the standard deviation of the Gaussian noise on the
     latent rating and ``interaction_std`` that of the planted rank-``rank`` term, both in rating
-    units; together they set the noise floor (~0.83 RMSE at the defaults).
+    units; together they set the noise floor (~0.825 RMSE at the defaults).
     """
 
     n_users: int = ML1M_N_USERS
@@ -171,6 +186,9 @@ class GeneratorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"GeneratorConfig.{name} must be an int, got {value!r}")
+            object.__setattr__(self, name, int(value))  # plain ints for JSON and equality
+        for name in ("noise", "interaction_std"):
+            object.__setattr__(self, name, float(getattr(self, name)))
         if self.n_users < 1 or self.rank < 1 or self.seed < 0:
             raise ValueError("GeneratorConfig needs n_users >= 1, rank >= 1 and seed >= 0")
         if self.n_movies < MIN_RATINGS_PER_USER:
@@ -471,6 +489,27 @@ def _embeddings(rng: np.random.Generator, shares: dict, sizes: dict, rank: int) 
             for name in sizes}
 
 
+def _standardized(values, weights) -> np.ndarray:
+    """Values shifted and scaled to weighted mean 0 and weighted RMS 1."""
+    values, weights = np.asarray(values, dtype=float), _normalized(weights)
+    centred = values - weights @ values
+    return centred / math.sqrt(weights @ centred ** 2)
+
+
+def _plant_taste_axes(user_tables: dict, movie_tables: dict, rank: int) -> None:
+    """Overwrite factor 0 (gender x genre) and factor 1 (age x genre) with the planted axes.
+
+    Each planted column keeps its table's variance share, so the variance budget is unchanged.
+    """
+    axes = [("gender", [1.0 - MALE_FRACTION, MALE_FRACTION], (1.0, 0.0), _GENDER_TASTE_AXIS),
+            ("age", _AGE_COUNTS, np.arange(len(AGE_CODES)), _AGE_TASTE_AXIS)]
+    for k, (table, weights, positions, loadings) in enumerate(axes[:rank]):
+        user_tables[table][:, k] = math.sqrt(_USER_FACTOR_SHARES[table]) * _standardized(
+            positions, weights)
+        movie_tables["genres"][:, k] = math.sqrt(_MOVIE_FACTOR_SHARES["genres"]) * (
+            _standardized(loadings, _GENRE_COUNTS))
+
+
 def _latent_structure(rng: np.random.Generator, config: GeneratorConfig, users: dict,
                       movies: dict) -> tuple:
     """User and movie biases and factors (biases in rating units, <p, q> with std set)."""
@@ -494,11 +533,12 @@ def _latent_structure(rng: np.random.Generator, config: GeneratorConfig, users: 
     u = _embeddings(rng, _USER_FACTOR_SHARES,
                     dict(gender=2, age=len(AGE_CODES), occupation=N_OCCUPATIONS,
                          individual=n_users), rank)
-    user_factors = (u["gender"][gender_index] + u["age"][users["age_index"]]
-                    + u["occupation"][users["occupation"]] + u["individual"])
     m = _embeddings(rng, _MOVIE_FACTOR_SHARES,
                     dict(genres=len(features.GENRE_VOCABULARY), year=1, individual=n_movies),
                     rank)
+    _plant_taste_axes(u, m, rank)
+    user_factors = (u["gender"][gender_index] + u["age"][users["age_index"]]
+                    + u["occupation"][users["occupation"]] + u["individual"])
     year_z = (age_of_movie - 15.0) / 15.0
     movie_factors = (genre_weights @ m["genres"] * np.sqrt(genres.sum(axis=1, keepdims=True))
                      + year_z[:, None] * m["year"] + m["individual"])

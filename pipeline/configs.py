@@ -21,6 +21,12 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema",
 # The embedded default data set: generated in MovieLens-1M format at ML-1M's size.
 EMBEDDED_DATA = synthetic.GeneratorConfig()
 
+# Blessing: the Evaluator's RMSE upper bound on the eval split, and how much worse (absolute
+# RMSE) than the latest blessed model a candidate may be. The bound is loose on purpose: the
+# generated default data's noise floor is ~0.83 and real MovieLens models reach ~0.85-0.90.
+RMSE_UPPER_BOUND = 1.0
+MAX_RMSE_INCREASE = 0.01
+
 # Default train : eval hash buckets.
 SPLIT_BUCKETS = {"train": 9, "eval": 1}
 

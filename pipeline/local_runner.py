@@ -24,6 +24,7 @@ from typing import List, Optional  # noqa: E402
 from components.movielens_example_gen.options import (  # noqa: E402
     MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_CHOICES, PARTITION_BY_RATING)
 from kiko_model import synthetic  # noqa: E402
+from kiko_model.hparams import HParams  # noqa: E402
 from pipeline import configs  # noqa: E402
 
 
@@ -35,6 +36,13 @@ def _split_ratio(text: str):
     if train < 1 or eval_ < 1:
         raise argparse.ArgumentTypeError(f"both parts must be >= 1, got {text!r}")
     return {"train": train, "eval": eval_}
+
+
+def _hparam(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,10 +67,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--malformed-lines", choices=MALFORMED_CHOICES, default=MALFORMED_FAIL,
                         help="fail at the first malformed line (default), or skip, count and "
                              "write them to rejected_lines/ in the Examples artifact")
+    parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model hyperparameter (repeatable), e.g. "
+                             "--hparam embedding_dim=32 --hparam epochs=10; the names and "
+                             "defaults are in kiko_model/hparams.py")
+    parser.add_argument("--rmse-upper-bound", type=float, default=configs.RMSE_UPPER_BOUND,
+                        help="bless a model only if its eval RMSE is at most this "
+                             f"(default {configs.RMSE_UPPER_BOUND})")
+    parser.add_argument("--max-rmse-increase", type=float, default=configs.MAX_RMSE_INCREASE,
+                        help="bless a model only if its eval RMSE is at most this much above "
+                             "the latest blessed model's (default "
+                             f"{configs.MAX_RMSE_INCREASE})")
+    parser.add_argument("--validate-only", action="store_true",
+                        help="stop after data validation (no training, evaluation or push)")
     parser.add_argument("--workers", type=int, default=0,
                         help="Beam DirectRunner worker processes (default 0: one per core)")
     parser.add_argument("--no-cache", action="store_true", help="disable TFX caching")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.hparams = dict(_hparam(text) for text in args.hparam)
+        HParams().with_overrides(args.hparams)
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        parser.error(f"--hparam: {error}")
+    return args
 
 
 def build(args: argparse.Namespace):
@@ -86,6 +113,11 @@ def build(args: argparse.Namespace):
         malformed_lines=args.malformed_lines,
         schema_path=configs.SCHEMA_PATH,
         metadata_path=paths.metadata_path,
+        serving_dir=paths.serving_dir,
+        hparams=args.hparams,
+        rmse_upper_bound=args.rmse_upper_bound,
+        max_rmse_increase=args.max_rmse_increase,
+        validate_only=args.validate_only,
         beam_pipeline_args=configs.beam_pipeline_args(args.workers),
         enable_cache=not args.no_cache,
     )

@@ -1,28 +1,65 @@
 """Wiring of the kiko pipeline: every path, threshold and option comes in as an argument."""
 
-from typing import List, Optional
+import hashlib
+import os
+from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
-from components.anomalies_gate import AnomaliesGate
+import kiko_model
+from components.anomalies_gate.component import AnomaliesGate
 from components.movielens_example_gen.component import MovieLensExampleGen
+from components.movielens_example_gen.options import MALFORMED_FAIL
+from kiko_model import eval_config
 from kiko_model import features as fk
+from kiko_model.hparams import TRAINER_HPARAMS_KEY
+
+RUN_FN = "kiko_model.trainer.run_fn"
+
+
+def model_code_fingerprint() -> str:
+    """Hash of kiko_model's sources: the Trainer is cached by its inputs and configuration,
+    and `run_fn` is referenced by name, so a code change must show up in the configuration."""
+    digest = hashlib.sha256()
+    package = os.path.dirname(os.path.abspath(kiko_model.__file__))
+    for name in sorted(os.listdir(package)):
+        if name.endswith(".py"):
+            with open(os.path.join(package, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
 
 
 def create_pipeline(
+    *,
     pipeline_name: str,
     pipeline_root: str,
     input_base: str,
     schema_path: str,
     metadata_path: str,
+    serving_dir: str = "",
     input_config: Optional[example_gen_pb2.Input] = None,
     output_config: Optional[example_gen_pb2.Output] = None,
-    malformed_lines: str = "fail",
+    malformed_lines: str = MALFORMED_FAIL,
+    hparams: Optional[Dict[str, Any]] = None,
+    rmse_upper_bound: Optional[float] = None,
+    max_rmse_increase: Optional[float] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
+    validate_only: bool = False,
 ) -> tfx.dsl.Pipeline:
-    """MovieLens files -> split tf.Examples -> statistics -> schema check -> anomalies gate."""
+    """ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> AnomaliesGate
+    -> Trainer -> Evaluator (vs the latest blessed model) -> Pusher.
+
+    `validate_only` stops after the anomalies gate (a quick check of new data). `hparams`
+    overrides the model's defaults (kiko_model.hparams.HParams). The Evaluator blesses a model
+    whose eval RMSE is at most `rmse_upper_bound` and at most `max_rmse_increase` above the
+    latest blessed model's; only blessed models are pushed to `serving_dir`.
+    """
+    if not validate_only and (not serving_dir or rmse_upper_bound is None
+                              or max_rmse_increase is None):
+        raise ValueError("serving_dir, rmse_upper_bound and max_rmse_increase are required "
+                         "unless validate_only")
     example_gen = MovieLensExampleGen(
         input_base=input_base, input_config=input_config, output_config=output_config,
         malformed_lines=malformed_lines).with_id(fk.EXAMPLE_GEN_ID)
@@ -35,11 +72,41 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"]).with_id(fk.EXAMPLE_VALIDATOR_ID)
     anomalies_gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"]).with_id(fk.ANOMALIES_GATE_ID)
+    components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate]
+
+    if not validate_only:
+        model_trainer = tfx.components.Trainer(
+            run_fn=RUN_FN,
+            examples=example_gen.outputs["examples"],
+            schema=schema_gen.outputs["schema"],
+            custom_config={TRAINER_HPARAMS_KEY: dict(hparams or {}),
+                           "model_code": model_code_fingerprint()},
+        ).with_id(fk.TRAINER_ID)
+        model_trainer.add_upstream_node(anomalies_gate)
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(fk.MODEL_RESOLVER_ID)
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=model_trainer.outputs["model"],
+            baseline_model=model_resolver.outputs["model"],
+            example_splits=[fk.EVAL_SPLIT],
+            eval_config=eval_config.make_eval_config(rmse_upper_bound, max_rmse_increase),
+        ).with_id(fk.EVALUATOR_ID)
+        pusher = tfx.components.Pusher(
+            model=model_trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+        ).with_id(fk.PUSHER_ID)
+        components += [model_trainer, model_resolver, evaluator, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate],
+        components=components,
         enable_cache=enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path),

@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+from tfx.types import standard_artifacts, standard_component_specs
+
+from components.movielens_example_gen import spec
+from components.movielens_example_gen.component import MovieLensExampleGen
+from components.movielens_example_gen.executor import Executor
 from kiko_model import synthetic
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -18,3 +23,22 @@ def small_movielens(tmp_path_factory):
     out = tmp_path_factory.mktemp("small_movielens")
     return synthetic.generate(str(out), synthetic.GeneratorConfig(
         n_users=150, n_movies=200, n_ratings=9_000, seed=7))
+
+
+def run_example_gen(input_base, output_dir, input_config=None, output_config=None,
+                    malformed_lines=spec.MALFORMED_FAIL):
+    """Runs the executor like the orchestrator would and returns the Examples artifact."""
+    component = MovieLensExampleGen(input_base=str(input_base), input_config=input_config,
+                                    output_config=output_config,
+                                    malformed_lines=malformed_lines)
+    exec_properties = dict(component.exec_properties)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(output_dir)
+    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    return examples
+
+
+@pytest.fixture(scope="session")
+def small_examples(small_movielens, tmp_path_factory):
+    """ExampleGen's output (train/eval splits) for the small generated data set."""
+    return run_example_gen(small_movielens.out_dir, tmp_path_factory.mktemp("small_examples"))

@@ -9,30 +9,17 @@ import zipfile
 import pytest
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types import artifact_utils
 
 from components.movielens_example_gen import spec
 from components.movielens_example_gen.component import (
     MovieLensExampleGen, make_input_config, make_output_config)
 from components.movielens_example_gen.options import PARTITION_BY_USER
 from components.movielens_example_gen.example_encoder import RatingEncoder
-from components.movielens_example_gen.executor import Executor
 from kiko_model import features as fk
 from kiko_model import movielens
 from kiko_model.movielens import Movie, Rating, User
-
-
-def run_executor(input_base, output_dir, input_config=None, output_config=None,
-                 malformed_lines=spec.MALFORMED_FAIL):
-    """Runs the executor like the orchestrator would and returns the Examples artifact."""
-    component = MovieLensExampleGen(input_base=str(input_base), input_config=input_config,
-                                    output_config=output_config,
-                                    malformed_lines=malformed_lines)
-    exec_properties = dict(component.exec_properties)
-    examples = standard_artifacts.Examples()
-    examples.uri = str(output_dir)
-    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
-    return examples
+from tests.conftest import run_example_gen as run_executor
 
 
 def read_split(examples, split):
@@ -47,9 +34,8 @@ def values(example: tf.train.Example, key: str):
 
 
 @pytest.fixture(scope="module")
-def default_run(small_movielens, tmp_path_factory):
-    out = tmp_path_factory.mktemp("default_run")
-    return run_executor(small_movielens.out_dir, out)
+def default_run(small_examples):
+    return small_examples
 
 
 def test_default_split_is_nine_to_one_and_loses_nothing(small_movielens, default_run):

@@ -8,7 +8,7 @@ rating costs a few dictionary look-ups.
 """
 
 import struct
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from kiko_model import features as fk
 from kiko_model.movielens import Movie, Rating, User
@@ -52,7 +52,23 @@ def encode_entry(key: str, kind: int, values: FeatureValue) -> bytes:
 
 
 def int64_entry(key: str, value: int) -> bytes:
-    return encode_entry(key, _INT64_LIST, [value])
+    prefix = _INT64_PREFIX.get(key)
+    if prefix is None:
+        return encode_entry(key, _INT64_LIST, [value])
+    # key prefix is fixed; the value's varint length decides the three nested lengths.
+    v = _varint(value)
+    n = len(v)
+    return prefix[0] + bytes((n + len(prefix[1]) + 5,)) + prefix[1] + bytes(
+        (n + 4, 0x1A, n + 2, 0x0A, n)) + v
+
+
+def _int64_prefix(key: str) -> Tuple[bytes, bytes]:
+    encoded_key = _length_delimited(1, key.encode("utf-8"))
+    return b"\x0a", encoded_key + b"\x12"
+
+
+# Single-value int64 entries of short keys: every nested length fits in one byte.
+_INT64_PREFIX = {key: _int64_prefix(key) for key in (fk.TIMESTAMP, fk.USER_ID, fk.MOVIE_ID)}
 
 
 def float_entry(key: str, value: float) -> bytes:
@@ -91,6 +107,38 @@ def movie_entries(movie: Movie) -> Dict[str, bytes]:
     return entries
 
 
+# Which side each feature comes from. Deterministic serialization sorts features by key, so in
+# key order the features of one side form fixed runs ("segments"); an example is the
+# interleaving of its user's, its movie's and its rating's pre-encoded segments.
+_SOURCE = {
+    fk.USER_ID: "user", fk.GENDER: "user", fk.AGE: "user", fk.OCCUPATION: "user",
+    fk.ZIP_PREFIX: "user",
+    fk.MOVIE_ID: "movie", fk.TITLE: "movie", fk.YEAR: "movie", fk.GENRES: "movie",
+    fk.RATING: "rating", fk.TIMESTAMP: "rating",
+}
+
+
+def _segments() -> List[Tuple[str, Tuple[str, ...]]]:
+    segments: List[Tuple[str, List[str]]] = []
+    for key in sorted(_SOURCE):
+        if segments and segments[-1][0] == _SOURCE[key]:
+            segments[-1][1].append(key)
+        else:
+            segments.append((_SOURCE[key], [key]))
+    return [(source, tuple(keys)) for source, keys in segments]
+
+
+_SEGMENTS = _segments()
+_RATING_SEGMENT = next(i for i, (source, _) in enumerate(_SEGMENTS) if source == "rating")
+assert _SEGMENTS[_RATING_SEGMENT][1] == (fk.RATING, fk.TIMESTAMP)
+
+
+def _segment_bytes(entries: Mapping[str, bytes], source: str) -> List[bytes]:
+    """The concatenated entries of each segment (empty where `source` does not fill it)."""
+    return [b"".join(entries[k] for k in keys if k in entries) if src == source else b""
+            for src, keys in _SEGMENTS]
+
+
 class RatingEncoder:
     """Encodes `Rating`s, joining the side features of users.dat / movies.dat when given.
 
@@ -102,37 +150,37 @@ class RatingEncoder:
                  movies: Optional[Mapping[int, Movie]] = None):
         self._users = users or {}
         self._movies = movies or {}
-        self._user_cache: Dict[int, Dict[str, bytes]] = {}
-        self._movie_cache: Dict[int, Dict[str, bytes]] = {}
+        self._user_cache: Dict[int, List[bytes]] = {}
+        self._movie_cache: Dict[int, List[bytes]] = {}
         self._rating_cache: Dict[float, bytes] = {}
 
-    def _user(self, user_id: int) -> Dict[str, bytes]:
+    def _user(self, user_id: int) -> List[bytes]:
         cached = self._user_cache.get(user_id)
         if cached is None:
-            cached = {fk.USER_ID: int64_entry(fk.USER_ID, user_id)}
+            entries = {fk.USER_ID: int64_entry(fk.USER_ID, user_id)}
             user = self._users.get(user_id)
             if user is not None:
-                cached.update(user_entries(user))
-            self._user_cache[user_id] = cached
+                entries.update(user_entries(user))
+            cached = self._user_cache[user_id] = _segment_bytes(entries, "user")
         return cached
 
-    def _movie(self, movie_id: int) -> Dict[str, bytes]:
+    def _movie(self, movie_id: int) -> List[bytes]:
         cached = self._movie_cache.get(movie_id)
         if cached is None:
-            cached = {fk.MOVIE_ID: int64_entry(fk.MOVIE_ID, movie_id)}
+            entries = {fk.MOVIE_ID: int64_entry(fk.MOVIE_ID, movie_id)}
             movie = self._movies.get(movie_id)
             if movie is not None:
-                cached.update(movie_entries(movie))
-            self._movie_cache[movie_id] = cached
+                entries.update(movie_entries(movie))
+            cached = self._movie_cache[movie_id] = _segment_bytes(entries, "movie")
         return cached
 
     def encode(self, rating: Rating) -> bytes:
         rating_entry = self._rating_cache.get(rating.rating)
         if rating_entry is None:
-            rating_entry = float_entry(fk.RATING, rating.rating)
-            self._rating_cache[rating.rating] = rating_entry
-        entries = {fk.RATING: rating_entry,
-                   fk.TIMESTAMP: int64_entry(fk.TIMESTAMP, rating.timestamp)}
-        entries.update(self._user(rating.user_id))
-        entries.update(self._movie(rating.movie_id))
-        return assemble(entries)
+            rating_entry = self._rating_cache[rating.rating] = float_entry(
+                fk.RATING, rating.rating)
+        parts = [u or m for u, m in zip(self._user(rating.user_id),
+                                        self._movie(rating.movie_id))]
+        parts[_RATING_SEGMENT] = rating_entry + int64_entry(fk.TIMESTAMP, rating.timestamp)
+        features = b"".join(parts)
+        return b"\n" + _varint(len(features)) + features

@@ -1,0 +1,58 @@
+"""Helpers shared by the benchmark scripts (run on demand, never by the test suite)."""
+
+import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Dict, List
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK_DIR = os.path.join(HERE, "_work")  # gitignored: generated data, downloads, outputs
+RESULTS_DIR = os.path.join(HERE, "results")
+
+
+def machine() -> Dict[str, object]:
+    """What the numbers were measured on (these machines are shared and noisy)."""
+    load = os.getloadavg()
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "load_average_at_start": [round(x, 2) for x in load],
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def component_seconds(metadata_path: str) -> Dict[str, float]:
+    """Node id -> seconds of its (last) execution, from ML Metadata's timestamps."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(config)
+    seconds = {}
+    for context in store.get_contexts_by_type("node"):
+        node = context.name.split(".", 1)[1]
+        executions = store.get_executions_by_context(context.id)
+        if executions:
+            last = max(executions, key=lambda e: e.create_time_since_epoch)
+            seconds[node] = (last.last_update_time_since_epoch
+                             - last.create_time_since_epoch) / 1000.0
+    return seconds
+
+
+def summarize(runs: List[Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+    """Per key: median, min and max over runs."""
+    keys = sorted({k for run in runs for k in run})
+    return {k: {"median": round(statistics.median(r[k] for r in runs if k in r), 2),
+                "min": round(min(r[k] for r in runs if k in r), 2),
+                "max": round(max(r[k] for r in runs if k in r), 2)} for k in keys}
+
+
+def write_results(name: str, payload: Dict[str, object]) -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return path

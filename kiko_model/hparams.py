@@ -1,0 +1,128 @@
+"""The one home of the rating model's hyperparameters, with the defaults that meet the targets.
+
+The defaults were chosen on validation slices carved from the training split of generated
+ML-1M-size data and of MovieLens-100K (see benchmarks/model_quality.py); the same defaults serve
+both. Overrides come from the pipeline config or the runner's flags as a mapping of strings or
+typed values (`HParams.with_overrides`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+_TRUE = frozenset(("1", "true", "yes", "on"))
+_FALSE = frozenset(("0", "false", "no", "off"))
+
+
+@dataclass(frozen=True)
+class HParams:
+    """Hyperparameters of the blended rating model (biased MF + item AutoRec)."""
+
+    # Biased matrix factorisation with side features (trained first).
+    embedding_dim: int = 64
+    learning_rate: float = 3e-3
+    lr_decay: float = 0.95  # multiplies the learning rate after every epoch
+    batch_size: int = 4096
+    epochs: int = 30  # most epochs; early stopping usually ends sooner
+    l2_factors: float = 0.05  # per-example L2 on the user and movie factors (Surprise-SVD style)
+    l2_biases: float = 0.01  # per-example L2 on the user and movie biases
+    l2_side: float = 0.05  # per-example L2 on the side-feature vectors and biases
+    use_side_features: bool = True  # use users.dat / movies.dat features when the data has them
+    patience: int = 2  # epochs without a validation-RMSE gain before stopping
+
+    # Item-based AutoRec (I-AutoRec), the second model of the blend.
+    blend: bool = True  # train the AutoRec and blend it with the MF on the validation part
+    autorec_units: int = 500
+    autorec_learning_rate: float = 2e-3
+    autorec_lr_decay: float = 0.95
+    autorec_weight_decay: float = 1.5e-4
+    autorec_batch_size: int = 256  # movies per step
+    autorec_epochs: int = 40
+
+    validation_fraction: float = 0.05  # share of the train split carved out for validation
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            expected = _field_type(field)
+            if expected is bool:
+                ok = isinstance(value, bool)
+            elif expected is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"HParams.{field.name} must be {expected.__name__}, "
+                                 f"got {value!r}")
+        positive = ("embedding_dim", "learning_rate", "batch_size", "epochs", "autorec_units",
+                    "autorec_learning_rate", "autorec_batch_size", "autorec_epochs")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HParams.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("l2_factors", "l2_biases", "l2_side", "autorec_weight_decay", "patience",
+                     "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"HParams.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("lr_decay", "autorec_lr_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"HParams.{name} must be in (0, 1], got {getattr(self, name)!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"HParams.validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> "HParams":
+        """A copy with ``overrides`` applied; strings (CLI/JSON) are converted to field types.
+
+        Raises ValueError naming an unknown key or a value that does not convert.
+        """
+        if not overrides:
+            return self
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        values = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise ValueError(f"unknown hyperparameter {key!r}; known: {sorted(fields)}")
+            values[key] = _convert(key, _field_type(fields[key]), value)
+        return dataclasses.replace(self, **values)
+
+    def to_dict(self) -> dict:
+        """The hyperparameters as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    annotation = field.type if isinstance(field.type, str) else field.type.__name__
+    return {"int": int, "float": float, "bool": bool}[annotation]
+
+
+def _convert(key: str, kind: type, value: Any) -> Any:
+    """``value`` as ``kind``; a string is parsed, a bool is never taken for a number."""
+    if isinstance(value, str):
+        text = value.strip()
+        if kind is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(f"hyperparameter {key}={value!r} is not a boolean")
+        try:
+            return kind(text) if kind is float else int(text, 10)
+        except ValueError:
+            raise ValueError(f"hyperparameter {key}={value!r} is not {kind.__name__}") from None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"hyperparameter {key}={value!r} is not a boolean")
+    if isinstance(value, bool):
+        raise ValueError(f"hyperparameter {key}={value!r} is not {kind.__name__}")
+    if kind is int:
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
+        raise ValueError(f"hyperparameter {key}={value!r} is not an int")
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise ValueError(f"hyperparameter {key}={value!r} is not {kind.__name__}")
+TRAINER_HPARAMS_KEY = "hparams"  # key of the Trainer custom_config entry holding overrides

@@ -1,0 +1,86 @@
+"""The Trainer's run_fn on a small generated data set, called as TFX's generic executor would."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.components.util import tfxio_utils
+from tfx.types import artifact_utils
+
+from kiko_model import features as fk
+from kiko_model import trainer
+from kiko_model.hparams import TRAINER_HPARAMS_KEY
+from tests.conftest import SCHEMA_PATH
+
+FAST = {"epochs": 3, "autorec_epochs": 2, "embedding_dim": 8, "autorec_units": 16}
+
+
+def _fn_args(examples, out_dir, hparams) -> tfx.components.FnArgs:
+    def files(split):
+        return [os.path.join(artifact_utils.get_split_uri([examples], split), "*")]
+    return tfx.components.FnArgs(
+        train_files=files(fk.TRAIN_SPLIT), eval_files=files(fk.EVAL_SPLIT),
+        data_accessor=tfx.components.DataAccessor(
+            tf_dataset_factory=None,
+            record_batch_factory=tfxio_utils.get_record_batch_factory_from_artifact(
+                [examples], ["kiko-test"]),
+            data_view_decode_fn=None),
+        schema_path=SCHEMA_PATH,
+        serving_model_dir=os.path.join(out_dir, "serving"),
+        model_run_dir=os.path.join(out_dir, "run"),
+        custom_config={TRAINER_HPARAMS_KEY: hparams})
+
+
+@pytest.fixture(scope="module")
+def trained(small_examples, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("trained"))
+    trainer.run_fn(_fn_args(small_examples, out, FAST))
+    return out
+
+
+def test_run_fn_writes_metrics_file_with_epochs_and_final_scores(trained):
+    with open(os.path.join(trained, "run", trainer.METRICS_FILE)) as f:
+        report = json.load(f)
+    assert report["hparams"]["embedding_dim"] == FAST["embedding_dim"]
+    mf_epochs = [h for h in report["history"] if h.get("stage", "mf") == "mf"]
+    assert 1 <= len(mf_epochs) <= FAST["epochs"]
+    for entry in mf_epochs:
+        for key in ("epoch", "train_loss", "val_loss", "val_rmse", "val_mae"):
+            assert np.isfinite(entry[key]), (key, entry)
+    for split in ("train", "validation", "eval"):
+        scores = report["final"][split]
+        assert scores["examples"] > 0
+        assert scores["rmse"] == pytest.approx(np.sqrt(scores["mse"]))
+        assert 0 < scores["mae"] <= scores["rmse"] < 2.0
+    assert "eval split is never seen in training" in report["protocol"]
+    # TensorBoard event files beside the metrics file, one scalar per epoch.
+    events = tf.io.gfile.glob(os.path.join(trained, "run", "events.out.tfevents.*"))
+    assert len(events) == 1
+    steps = {event.step for event in tf.compat.v1.train.summary_iterator(events[0])
+             for value in event.summary.value if value.tag == "val_rmse"}
+    assert len(steps) >= len(mf_epochs)
+
+
+def test_exported_model_serves_examples_and_ids(trained, small_examples):
+    loaded = tf.saved_model.load(os.path.join(trained, "serving"))
+    assert {"serving_default", "predict_ratings"} <= set(loaded.signatures)
+    files = tf.io.gfile.glob(os.path.join(
+        artifact_utils.get_split_uri([small_examples], fk.EVAL_SPLIT), "*"))
+    serialized = [r.numpy() for r in
+                  tf.data.TFRecordDataset(files, compression_type="GZIP").take(64)]
+    by_example = loaded.signatures["serving_default"](
+        examples=tf.constant(serialized))["rating"].numpy()
+    parsed = [tf.train.Example.FromString(s).features.feature for s in serialized]
+    users = tf.constant([f[fk.USER_ID].int64_list.value[0] for f in parsed], tf.int64)
+    movies = tf.constant([f[fk.MOVIE_ID].int64_list.value[0] for f in parsed], tf.int64)
+    by_id = loaded.signatures["predict_ratings"](user_id=users, movie_id=movies)["rating"]
+    np.testing.assert_allclose(by_example, by_id.numpy(), rtol=1e-5)
+    assert np.all((by_example >= 1) & (by_example <= 5))
+
+
+def test_unknown_hyperparameter_fails_loudly(small_examples, tmp_path):
+    with pytest.raises(ValueError, match="unknown hyperparameter 'embeding_dim'"):
+        trainer.run_fn(_fn_args(small_examples, str(tmp_path), {"embeding_dim": 8}))
