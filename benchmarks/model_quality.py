@@ -228,7 +228,7 @@ def run_kiko(hparams: HParams, train, test) -> dict:
            "blend_weights": list(result.blend_weights),
            "epochs_run": {s: sum(e["stage"] == s for e in result.history)
                           for s in ("mf", "autorec")},
-           "history": result.history}
+           "timings": result.timings, "history": result.history}
     if hparams.blend:
         # The MF alone, from the same trained model, for the record.
         index = kiko._indexed(test, result.vocabularies)
@@ -275,7 +275,8 @@ def main(argv=None) -> int:
                 print(f"{'  (its MF alone)':<22} {row['mf_alone']['rmse']:7.4f} "
                       f"{row['mf_alone']['mae']:7.4f}   val {row['val_rmse']:.4f}, blend "
                       f"{np.round(row['blend_weights'], 3).tolist()}, epochs "
-                      f"{row['epochs_run']}")
+                      f"{row['epochs_run']}, phases "
+                      f"{ {k: round(v, 1) for k, v in row['timings'].items()} }")
         sys.stdout.flush()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:

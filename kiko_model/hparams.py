@@ -40,6 +40,7 @@ class HParams:
     autorec_weight_decay: float = 1.5e-4
     autorec_batch_size: int = 256  # movies per step
     autorec_epochs: int = 40
+    calibrate: bool = True  # fit a piecewise-linear calibration of the blend on validation
 
     validation_fraction: float = 0.05  # share of the train split carved out for validation
     seed: int = 42

@@ -174,6 +174,10 @@ class ItemAutoRec(tf.keras.layers.Layer):
         return (tf.reduce_sum(codes * tf.gather(self.decoder, user_index), axis=-1)
                 + tf.gather(self.decoder_bias, user_index))
 
+    def decode_all(self, codes: tf.Tensor) -> tf.Tensor:
+        """Ratings [B, n_users + 1] of every user for the movies whose codes are ``codes``."""
+        return tf.matmul(codes, self.decoder, transpose_b=True) + self.decoder_bias
+
     def penalty(self) -> tf.Tensor:
         return tf.reduce_sum(tf.square(self.encoder)) + tf.reduce_sum(tf.square(self.decoder))
 

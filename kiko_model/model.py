@@ -39,7 +39,9 @@ PREDICT_SIGNATURE = "predict_ratings"
 _USER_INDEX, _MOVIE_INDEX = "user_index", "movie_index"  # dense indices, 0 = OOV
 _MOVIES = "movies"  # AutoRec batches: movie indices
 _PREDICT_BATCH = 65536
-_STEPS_PER_EXECUTION = 1
+# Knots of the piecewise-linear calibration of the blended score, in rating units.
+CALIBRATION_KNOTS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5)
+_CALIBRATION_RIDGE = 1.0
 
 Data = Mapping[str, np.ndarray]
 
@@ -190,7 +192,9 @@ class AutoRecModel(tfrs.models.Model):
                                  [tf.shape(movies, out_type=tf.int64)[0],
                                   self.autorec.n_users + 1])
         codes = self.autorec.encode(sparse)
-        prediction = self.autorec.decode(tf.gather(codes, row_ids), users)
+        # Dense [B, users] decoding: a matmul is faster than gathering [entries, units].
+        prediction = tf.gather_nd(self.autorec.decode_all(codes),
+                                  tf.stack([row_ids, users], axis=1))
         loss = self.task(labels=ratings, predictions=prediction, compute_metrics=False)
         return loss + self.weight_decay * self.autorec.penalty()
 
@@ -205,22 +209,35 @@ class RatingModel(tfrs.models.Model):
         self.movie_lookup = IdIndex(vocab.movie_ids, name="movie_lookup")
         self.mf = mf
         self.autorec = autorec
-        # a + w_mf * mf + w_ar * ar, set by `fit_blend`; the identity blend until then.
+        # s = a + w_mf * mf + w_ar * ar, then the calibration b0 + b1 * s + sum_j c_j relu(s - k_j)
+        # (a monotone-ish correction: ratings are ordinal, their conditional mean is not linear
+        # in the score). Both are fit on the validation part by `_fit_blend`; identity until then.
         self.blend_weights = tf.Variable([0.0, 1.0, 0.0], trainable=False, name="blend_weights")
+        self.knots = tf.constant(CALIBRATION_KNOTS, tf.float32)
+        self.calibration = tf.Variable([0.0, 1.0] + [0.0] * len(CALIBRATION_KNOTS),
+                                       trainable=False, name="calibration")
         self.task = _ranking_task()
 
     def indices(self, features) -> dict:
         return {_USER_INDEX: self.user_lookup(features[fk.USER_ID]),
                 _MOVIE_INDEX: self.movie_lookup(features[fk.MOVIE_ID])}
 
-    def blend(self, index: dict) -> tf.Tensor:
+    def components(self, index: dict) -> tf.Tensor:
+        """[B, 2]: clipped MF and AutoRec predictions (the MF twice without an AutoRec)."""
         mf = _clip(self.mf(index))
-        if self.autorec is None:
-            return mf
-        ar = _clip(self.autorec(index))
-        a, w_mf, w_ar = tf.unstack(self.blend_weights)
+        ar = _clip(self.autorec(index)) if self.autorec is not None else mf
+        return tf.stack([mf, ar], axis=1)
+
+    def calibrate(self, score: tf.Tensor) -> tf.Tensor:
+        hinges = tf.nn.relu(score[:, tf.newaxis] - self.knots)
+        return (self.calibration[0] + self.calibration[1] * score
+                + tf.linalg.matvec(hinges, self.calibration[2:]))
+
+    def blend(self, index: dict) -> tf.Tensor:
+        parts = self.components(index)
+        score = self.blend_weights[0] + tf.linalg.matvec(parts, self.blend_weights[1:])
         known = tf.logical_and(index[_USER_INDEX] > 0, index[_MOVIE_INDEX] > 0)
-        return tf.where(known, a + w_mf * mf + w_ar * ar, mf)
+        return tf.where(known, self.calibrate(score), parts[:, 0])
 
     def call(self, features, training=False):
         return _clip(self.blend(self.indices(features)))
@@ -273,6 +290,7 @@ class TrainResult:
     train_seconds: float = 0.0
     mf_examples_per_second: float = 0.0  # steady state (median epoch after the first)
     vocabularies: Optional[Vocabularies] = None
+    timings: dict = field(default_factory=dict)  # seconds per phase
 
 
 def split_validation(data: Data, fraction: float, seed: int) -> tuple[dict, dict]:
@@ -457,14 +475,25 @@ def _train_autorec(train: dict, val: dict, vocab: Vocabularies, hparams: HParams
     return model
 
 
-def _fit_blend(model: RatingModel, val: dict) -> tuple:
-    index = {_USER_INDEX: tf.constant(val[_USER_INDEX]), _MOVIE_INDEX: tf.constant(val[_MOVIE_INDEX])}
+def _fit_blend(model: RatingModel, val: dict, calibrate: bool) -> tuple:
+    """Least-squares blend weights, then the calibration, on the known pairs of ``val``."""
+    index = {key: tf.constant(val[key]) for key in (_USER_INDEX, _MOVIE_INDEX)}
     known = (val[_USER_INDEX] > 0) & (val[_MOVIE_INDEX] > 0)
-    mf = _clip(model.mf(index)).numpy()[known]
-    ar = _clip(model.autorec(index)).numpy()[known]
-    design = np.stack([np.ones_like(mf), mf, ar], axis=1).astype(np.float64)
-    weights, *_ = np.linalg.lstsq(design, val[fk.RATING][known].astype(np.float64), rcond=None)
+    parts = model.components(index).numpy()[known].astype(np.float64)
+    labels = val[fk.RATING][known].astype(np.float64)
+    if model.autorec is not None:
+        design = np.column_stack([np.ones(len(parts)), parts])
+        weights = np.linalg.lstsq(design, labels, rcond=None)[0]
+    else:
+        weights = np.array([0.0, 1.0, 0.0])
     model.blend_weights.assign(weights.astype(np.float32))
+    if calibrate:
+        score = weights[0] + parts @ weights[1:]
+        design = np.column_stack([np.ones(len(score)), score,
+                                  np.maximum(score[:, None] - np.asarray(CALIBRATION_KNOTS), 0)])
+        ridge = np.diag([0.0, 0.0] + [_CALIBRATION_RIDGE] * len(CALIBRATION_KNOTS))
+        coef = np.linalg.solve(design.T @ design + ridge, design.T @ labels)
+        model.calibration.assign(coef.astype(np.float32))
     return tuple(float(w) for w in weights)
 
 
@@ -478,27 +507,39 @@ def train_model(train: Data, validation: Data, hparams: HParams = HParams(),
     stage to the next), on_epoch_begin/end with logs loss, val_loss, val_rmse, val_mae.
     """
     start = time.perf_counter()
+    timings = {}
+
+    def lap(name: str) -> None:
+        timings[name] = time.perf_counter() - start - sum(timings.values())
+
     tf.keras.utils.set_random_seed(hparams.seed)
     callbacks = tf.keras.callbacks.CallbackList(list(callbacks))
     callbacks.on_train_begin()
     vocab = build_vocabularies(train, hparams.use_side_features)
     train_index, val_index = _indexed(train, vocab), _indexed(validation, vocab)
+    lap("vocabularies")
     history: list = []
     mf, throughput = _train_mf(train_index, val_index, vocab, hparams, history, callbacks)
+    lap("mf")
     autorec = (_train_autorec(train_index, val_index, vocab, hparams, history, callbacks)
                if hparams.blend else None)
+    lap("autorec")
     model = RatingModel(vocab, mf, autorec)
-    weights = _fit_blend(model, val_index) if autorec is not None else ()
+    weights = _fit_blend(model, val_index, hparams.calibrate)
     model.compile()
     callbacks.on_train_end()
-    predictions = predict(model, validation)
-    error = predictions - np.asarray(validation[fk.RATING], dtype=np.float32)
+    val_metrics = _error_metrics(predict(model, validation), validation[fk.RATING])
+    lap("blend")
+    logging.info("trained in %.1f s (%s); validation RMSE %.4f, MAE %.4f",
+                 time.perf_counter() - start,
+                 ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
+                 val_metrics["val_rmse"], val_metrics["val_mae"])
     return TrainResult(
         model=model, history=history, best_epoch=_best_epoch(history, "mf"),
         autorec_best_epoch=_best_epoch(history, "autorec"), blend_weights=weights,
-        val_rmse=float(np.sqrt(np.mean(error ** 2))), val_mae=float(np.mean(np.abs(error))),
+        val_rmse=val_metrics["val_rmse"], val_mae=val_metrics["val_mae"],
         train_seconds=time.perf_counter() - start, mf_examples_per_second=throughput,
-        vocabularies=vocab)
+        vocabularies=vocab, timings=timings)
 
 
 # --- prediction and export ----------------------------------------------------------------------
@@ -545,10 +586,18 @@ class _ServingModule(tf.Module):
         return {OUTPUT_KEY: self.model(parsed)}
 
 
-def export_saved_model(model: RatingModel, export_dir: str) -> str:
-    """Write a SavedModel with `serving_default` (tf.Example) and `predict_ratings` (ids)."""
+def export_saved_model(model: RatingModel, export_dir: str,
+                       extra_signatures: Optional[Mapping[str, tf.Module]] = None) -> str:
+    """Write a SavedModel with `serving_default` (tf.Example) and `predict_ratings` (ids).
+
+    `extra_signatures` maps more signature names to modules whose tf.function of that name
+    has an input signature (e.g. TFMA's `transform_features` for slicing).
+    """
     module = _ServingModule(model)
-    tf.saved_model.save(module, export_dir, signatures={
-        SERVING_SIGNATURE: module.serve_examples.get_concrete_function(),
-        PREDICT_SIGNATURE: module.predict_ratings.get_concrete_function()})
+    signatures = {SERVING_SIGNATURE: module.serve_examples.get_concrete_function(),
+                  PREDICT_SIGNATURE: module.predict_ratings.get_concrete_function()}
+    for name, extra in (extra_signatures or {}).items():
+        setattr(module, f"_extra_{name}", extra)
+        signatures[name] = getattr(extra, name).get_concrete_function()
+    tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

@@ -15,6 +15,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from kiko_model import data
 from kiko_model import features as fk
 from kiko_model import model as kiko
+from kiko_model import slicing
 from kiko_model.hparams import TRAINER_HPARAMS_KEY, HParams
 
 # Written into the model-run artifact beside the TensorBoard logs.
@@ -97,4 +98,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, default=float))
-    kiko.export_saved_model(result.model, fn_args.serving_model_dir)
+    kiko.export_saved_model(result.model, fn_args.serving_model_dir, extra_signatures={
+        slicing.TRANSFORM_SIGNATURE: slicing.SliceFeatures(fit[fk.USER_ID], fit[fk.MOVIE_ID])})

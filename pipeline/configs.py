@@ -15,6 +15,9 @@ PIPELINE_NAME = "kiko"
 # --home, else $KIKO_HOME, else ./kiko_home.
 HOME_ENV = "KIKO_HOME"
 DEFAULT_HOME = "kiko_home"
+# The tfx CLI runs the runner file without arguments: these stand in for --data and --hparam.
+DATA_ENV = "KIKO_DATA"
+HPARAMS_ENV = "KIKO_HPARAMS"  # comma-separated KEY=VALUE pairs
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
 
@@ -57,6 +60,17 @@ class Paths:
 def home_dir(flag_value: str = "") -> str:
     """The pipeline home: the flag, else $KIKO_HOME, else ./kiko_home (absolute)."""
     return os.path.abspath(flag_value or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def data_path(flag_value: str = "") -> str:
+    """The input data: the flag, else $KIKO_DATA, else "" (the embedded generated data set)."""
+    return flag_value or os.environ.get(DATA_ENV, "")
+
+
+def env_hparams() -> List[str]:
+    """KEY=VALUE hyperparameter overrides from $KIKO_HPARAMS (applied before --hparam flags)."""
+    text = os.environ.get(HPARAMS_ENV, "")
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def beam_pipeline_args(workers: int = 0) -> List[str]:

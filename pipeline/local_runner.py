@@ -18,7 +18,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 import kiko_model  # noqa: E402,F401  (first: selects Keras 2 before TensorFlow loads)
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
 from components.movielens_example_gen.options import (  # noqa: E402
@@ -52,8 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", default="",
         help="ml-1m.zip, a folder holding ratings.dat (and users.dat/movies.dat), or a "
-             "ratings file. Default: the embedded synthetic MovieLens-1M-format data set, "
-             "generated once under HOME/data.")
+             f"ratings file. Default: ${configs.DATA_ENV}, else the embedded synthetic "
+             "MovieLens-1M-format data set, generated once under HOME/data.")
     parser.add_argument(
         "--home", default="",
         help=f"folder for every output (pipeline root, metadata DB, serving folder, generated "
@@ -70,7 +69,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model hyperparameter (repeatable), e.g. "
                              "--hparam embedding_dim=32 --hparam epochs=10; the names and "
-                             "defaults are in kiko_model/hparams.py")
+                             "defaults are in kiko_model/hparams.py. Also read from "
+                             f"${configs.HPARAMS_ENV} as KEY=VALUE,KEY=VALUE (flags win).")
     parser.add_argument("--rmse-upper-bound", type=float, default=configs.RMSE_UPPER_BOUND,
                         help="bless a model only if its eval RMSE is at most this "
                              f"(default {configs.RMSE_UPPER_BOUND})")
@@ -85,7 +85,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-cache", action="store_true", help="disable TFX caching")
     args = parser.parse_args(argv)
     try:
-        args.hparams = dict(_hparam(text) for text in args.hparam)
+        args.hparams = dict(_hparam(text) for text in configs.env_hparams() + args.hparam)
         HParams().with_overrides(args.hparams)
     except (argparse.ArgumentTypeError, ValueError) as error:
         parser.error(f"--hparam: {error}")
@@ -99,7 +99,7 @@ def build(args: argparse.Namespace):
     from pipeline.pipeline import create_pipeline
 
     paths = configs.Paths(configs.home_dir(args.home))
-    data = args.data
+    data = configs.data_path(args.data)
     if not data:
         data = synthetic.ensure_generated(
             paths.embedded_data_dir, configs.EMBEDDED_DATA).out_dir
@@ -125,9 +125,10 @@ def build(args: argparse.Namespace):
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    from absl import logging as absl_logging
     from tfx import v1 as tfx
 
-    logging.basicConfig(level=logging.INFO)
+    absl_logging.set_verbosity(absl_logging.INFO)
     tfx.orchestration.LocalDagRunner().run(build(args))
 
 

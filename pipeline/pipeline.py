@@ -9,6 +9,8 @@ from tfx.proto import example_gen_pb2
 
 import kiko_model
 from components.anomalies_gate.component import AnomaliesGate
+from components.baseline_resolver.strategy import (
+    CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.movielens_example_gen.options import MALFORMED_FAIL
 from kiko_model import eval_config
@@ -49,12 +51,12 @@ def create_pipeline(
     validate_only: bool = False,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> AnomaliesGate
-    -> Trainer -> Evaluator (vs the latest blessed model) -> Pusher.
+    -> Trainer -> Evaluator (vs the latest previously blessed model) -> Pusher.
 
     `validate_only` stops after the anomalies gate (a quick check of new data). `hparams`
     overrides the model's defaults (kiko_model.hparams.HParams). The Evaluator blesses a model
     whose eval RMSE is at most `rmse_upper_bound` and at most `max_rmse_increase` above the
-    latest blessed model's; only blessed models are pushed to `serving_dir`.
+    latest previously blessed model's; only blessed models are pushed to `serving_dir`.
     """
     if not validate_only and (not serving_dir or rmse_upper_bound is None
                               or max_rmse_increase is None):
@@ -84,14 +86,16 @@ def create_pipeline(
         ).with_id(fk.TRAINER_ID)
         model_trainer.add_upstream_node(anomalies_gate)
         model_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+            strategy_class=PreviousBlessedModelStrategy,
+            **{CANDIDATE_KEY: model_trainer.outputs["model"],
+               MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+               MODEL_BLESSING_KEY: tfx.dsl.Channel(
+                   type=tfx.types.standard_artifacts.ModelBlessing)},
         ).with_id(fk.MODEL_RESOLVER_ID)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=model_trainer.outputs["model"],
-            baseline_model=model_resolver.outputs["model"],
+            baseline_model=model_resolver.outputs[MODEL_KEY],
             example_splits=[fk.EVAL_SPLIT],
             eval_config=eval_config.make_eval_config(rmse_upper_bound, max_rmse_increase),
         ).with_id(fk.EVALUATOR_ID)

@@ -42,3 +42,29 @@ def run_example_gen(input_base, output_dir, input_config=None, output_config=Non
 def small_examples(small_movielens, tmp_path_factory):
     """ExampleGen's output (train/eval splits) for the small generated data set."""
     return run_example_gen(small_movielens.out_dir, tmp_path_factory.mktemp("small_examples"))
+
+
+# Hyperparameters that train in seconds on the small data set (tests check wiring, not quality).
+FAST_HPARAMS = {"epochs": 3, "autorec_epochs": 2, "embedding_dim": 8, "autorec_units": 16}
+
+
+def run_local_pipeline(data_dir, home, *extra_args):
+    """Runs the whole pipeline as `python pipeline/local_runner.py` would, in this process."""
+    from tfx import v1 as tfx
+
+    from pipeline import local_runner
+
+    argv = ["--data", str(data_dir), "--home", str(home), "--workers", "1"]
+    for key, value in FAST_HPARAMS.items():
+        argv += ["--hparam", f"{key}={value}"]
+    args = local_runner.parse_args(argv + list(extra_args))
+    tfx.orchestration.LocalDagRunner().run(local_runner.build(args))
+    return args
+
+
+@pytest.fixture(scope="session")
+def pipeline_home(small_movielens, tmp_path_factory):
+    """A pipeline home after one full run on the small data set (loose RMSE bound: blessed)."""
+    home = tmp_path_factory.mktemp("pipeline_home")
+    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0")
+    return str(home)

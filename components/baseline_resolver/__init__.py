@@ -1,0 +1,1 @@
+"""Resolves the Evaluator's baseline: the latest blessed model other than the candidate."""

@@ -1,0 +1,111 @@
+"""The whole pipeline under LocalDagRunner on a small generated set, as users drive it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from kiko_model import features as fk
+from pipeline import configs
+from tests.conftest import FAST_HPARAMS, run_local_pipeline
+
+pytestmark = pytest.mark.slow
+
+NODES = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID, fk.EXAMPLE_VALIDATOR_ID,
+         fk.ANOMALIES_GATE_ID, fk.TRAINER_ID, fk.MODEL_RESOLVER_ID, fk.EVALUATOR_ID,
+         fk.PUSHER_ID)
+# Nodes that run an executor (the resolver only resolves inputs).
+EXECUTED = tuple(n for n in NODES if n != fk.MODEL_RESOLVER_ID)
+
+
+def _store(home) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = configs.Paths(str(home)).metadata_path
+    return metadata_store.MetadataStore(config)
+
+
+def _states(store, node):
+    context = store.get_context_by_type_and_name("node", f"{configs.PIPELINE_NAME}.{node}")
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    return [metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions]
+
+
+def _artifacts(store, type_name):
+    return sorted(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
+
+
+def _pushed_versions(home):
+    serving = configs.Paths(str(home)).serving_dir
+    return sorted(os.listdir(serving)) if os.path.isdir(serving) else []
+
+
+@pytest.fixture(scope="module")
+def home(pipeline_home):
+    return pipeline_home
+
+
+def test_first_run_blesses_and_pushes(home):
+    store = _store(home)
+    for node in EXECUTED:
+        assert _states(store, node) == ["COMPLETE"], node
+    (blessing,) = _artifacts(store, "ModelBlessing")
+    assert blessing.custom_properties["blessed"].int_value == 1
+    (pushed,) = _artifacts(store, "PushedModel")
+    assert pushed.custom_properties["pushed"].int_value == 1
+    (version,) = _pushed_versions(home)
+    version_dir = os.path.join(configs.Paths(home).serving_dir, version)
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    assert pushed.custom_properties["pushed_destination"].string_value.rstrip("/") == \
+        version_dir.rstrip("/")
+
+
+def test_identical_second_run_is_served_from_cache(home, small_movielens):
+    before = _pushed_versions(home)
+    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0")
+    store = _store(home)
+    assert len(store.get_contexts_by_type("pipeline_run")) == 2
+    for node in EXECUTED:
+        assert _states(store, node) == ["COMPLETE", "CACHED"], node
+    assert _pushed_versions(home) == before
+
+
+def test_worse_model_is_not_blessed_and_pushed_model_stays(home, small_movielens):
+    before = _pushed_versions(home)
+    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0",
+                       "--hparam", "blend=false", "--hparam", "epochs=1",
+                       "--hparam", "learning_rate=0.00001")
+    store = _store(home)
+    assert _states(store, fk.TRAINER_ID)[-1] == "COMPLETE"
+    blessings = _artifacts(store, "ModelBlessing")
+    assert blessings[-1].custom_properties["blessed"].int_value == 0
+    assert _artifacts(store, "PushedModel")[-1].custom_properties["pushed"].int_value == 0
+    assert _pushed_versions(home) == before
+
+
+def test_tfx_cli_creates_and_runs_the_pipeline(small_movielens, tmp_path):
+    env = dict(os.environ)
+    env.update({
+        "LOCAL_HOME": str(tmp_path / "tfx_local_home"),
+        configs.HOME_ENV: str(tmp_path / "kiko_home"),
+        configs.DATA_ENV: small_movielens.out_dir,
+        configs.HPARAMS_ENV: ",".join(f"{k}={v}" for k, v in FAST_HPARAMS.items()),
+    })
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
+
+    def tfx(*args):
+        result = subprocess.run([tfx_cli, *args, "--engine", "local"], cwd=repo, env=env,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout
+
+    assert "created successfully" in tfx(
+        "pipeline", "create", "--pipeline_path", "pipeline/local_runner.py")
+    assert os.path.isdir(tmp_path / "tfx_local_home")
+    tfx("run", "create", "--pipeline_name", configs.PIPELINE_NAME)
+    store = _store(tmp_path / "kiko_home")
+    for node in EXECUTED:
+        assert _states(store, node) == ["COMPLETE"], node
