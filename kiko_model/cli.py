@@ -3,6 +3,7 @@
     kiko download --dest DIR     fetch ml-1m.zip from GroupLens, verify, extract safely
     kiko generate --out DIR      write a synthetic data set in MovieLens-1M format
     kiko run [runner flags]      run the pipeline (same as python pipeline/local_runner.py)
+    kiko inspect [...]           runs, artifacts, metrics, pushed model, lineage (ML Metadata)
 """
 
 import importlib
@@ -13,6 +14,7 @@ _COMMANDS = {
     "download": ("kiko_model.download", "fetch ml-1m.zip, verify its checksum, extract safely"),
     "generate": ("kiko_model.synthetic", "generate synthetic data in MovieLens-1M format"),
     "run": ("pipeline.local_runner", "run the pipeline locally (LocalDagRunner)"),
+    "inspect": ("pipeline.inspect_metadata", "runs, artifacts, metrics, pushed model and lineage"),
 }
 
 

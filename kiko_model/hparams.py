@@ -21,7 +21,7 @@ class HParams:
     """Hyperparameters of the blended rating model (biased MF + item AutoRec)."""
 
     # Biased matrix factorisation with side features (trained first).
-    embedding_dim: int = 64
+    embedding_dim: int = 32
     learning_rate: float = 3e-3
     lr_decay: float = 0.95  # multiplies the learning rate after every epoch
     batch_size: int = 4096
@@ -35,11 +35,11 @@ class HParams:
     # Item-based AutoRec (I-AutoRec), the second model of the blend.
     blend: bool = True  # train the AutoRec and blend it with the MF on the validation part
     autorec_units: int = 500
-    autorec_learning_rate: float = 2e-3
+    autorec_learning_rate: float = 5e-3
     autorec_lr_decay: float = 0.95
     autorec_weight_decay: float = 1.5e-4
     autorec_batch_size: int = 256  # movies per step
-    autorec_epochs: int = 40
+    autorec_epochs: int = 20
     calibrate: bool = True  # fit a piecewise-linear calibration of the blend on validation
 
     validation_fraction: float = 0.05  # share of the train split carved out for validation

@@ -123,13 +123,31 @@ def build(args: argparse.Namespace):
     )
 
 
+def _run_count(metadata_path: str) -> int:
+    from pipeline import inspect_metadata
+
+    if not os.path.exists(metadata_path):
+        return 0
+    return len(inspect_metadata.list_runs(inspect_metadata.open_store(metadata_path)))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     from absl import logging as absl_logging
     from tfx import v1 as tfx
 
+    from pipeline import inspect_metadata
+
     absl_logging.set_verbosity(absl_logging.INFO)
-    tfx.orchestration.LocalDagRunner().run(build(args))
+    metadata_path = configs.Paths(configs.home_dir(args.home)).metadata_path
+    runs_before = _run_count(metadata_path)
+    try:
+        tfx.orchestration.LocalDagRunner().run(build(args))
+    finally:
+        # The tfx CLI's `pipeline create` only compiles this file: then no run was added.
+        if _run_count(metadata_path) > runs_before:
+            print(flush=True)
+            inspect_metadata.main(["--metadata", metadata_path])
 
 
 if __name__ == "__main__":

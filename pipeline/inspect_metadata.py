@@ -1,6 +1,6 @@
 """Reads a pipeline home's ML Metadata: runs, artifacts, models, slice metrics, pushes, lineage.
 
-    python -m pipeline.inspect [--home DIR | --metadata PATH] [--json] [COMMAND]
+    kiko inspect [--home DIR | --metadata PATH] [--json] [COMMAND]
     kiko inspect ...
 
 Commands: summary (default: the latest run and the pushed model), runs, artifacts [--run ID],
@@ -14,12 +14,15 @@ import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads
 import argparse
 import datetime
 import json
+import logging
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from google.protobuf import json_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
 
@@ -43,7 +46,6 @@ RMSE = "root_mean_squared_error"
 MSE = "mean_squared_error"
 MAE = "mean_absolute_error"
 EXAMPLE_COUNT = "example_count"
-METRIC_NAMES = (RMSE, MAE, MSE, EXAMPLE_COUNT)
 OVERALL = "overall"
 
 # Pipeline order of the nodes, for listing; nodes not named here follow in execution order.
@@ -65,15 +67,26 @@ _MAX_LISTED_FAILURES = 5
 # The store and a cached view of its graph.
 
 
+class StoreError(RuntimeError):
+    """The metadata file exists but is not a readable ML Metadata database."""
+
+
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """A read-only store on an existing SQLite ML Metadata file (never creates one)."""
+    """A read-only store on an existing SQLite ML Metadata file (never creates one).
+
+    Raises FileNotFoundError when the file is missing and StoreError when it is not ML Metadata.
+    """
     path = os.path.abspath(metadata_path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no ML Metadata database at {path}")
     config = mlmd_pb2.ConnectionConfig()
     config.sqlite.filename_uri = path
     config.sqlite.connection_mode = mlmd_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
+    try:
+        return metadata_store.MetadataStore(config)
+    except RuntimeError as error:
+        reason = str(error).rsplit(" query:", 1)[0]
+        raise StoreError(f"{path} is not a readable ML Metadata database ({reason})") from error
 
 
 @dataclass
@@ -89,7 +102,6 @@ def _value(value: mlmd_pb2.Value) -> Any:
     if kind in ("int_value", "double_value", "string_value", "bool_value"):
         return getattr(value, kind)
     if kind == "struct_value":
-        from google.protobuf import json_format
         return json_format.MessageToDict(value.struct_value)
     return None
 
@@ -129,15 +141,20 @@ def _event_key(event: mlmd_pb2.Event) -> str:
 
 
 class _Graph:
-    """Cached lookups over one store: each execution's node and run, events and artifacts."""
+    """Cached lookups over one store: runs, each execution's node and run, events, artifacts.
+
+    Everything loads on demand, so a question about the latest run reads only that run.
+    """
 
     def __init__(self, store: metadata_store.MetadataStore):
         self.store = store
         self._artifact_types = {t.id: t.name for t in store.get_artifact_types()}
-        self._runs: Optional[List[_Run]] = None
-        self._nodes: Optional[Dict[int, str]] = None
-        self._node_ids: List[str] = []
-        self._run_of: Dict[int, str] = {}
+        self._context_types = {t.id: t.name for t in store.get_context_types()}
+        self._run_contexts: Optional[List[mlmd_pb2.Context]] = None
+        self._runs: Dict[int, _Run] = {}
+        self._node_contexts: Optional[Dict[str, List[mlmd_pb2.Context]]] = None
+        self._pipelines: Optional[List[str]] = None
+        self._placement: Dict[int, Tuple[str, Optional[str]]] = {}
         self._artifacts: Dict[int, mlmd_pb2.Artifact] = {}
         self._executions: Dict[int, mlmd_pb2.Execution] = {}
         self._events_by_execution: Dict[int, List[mlmd_pb2.Event]] = {}
@@ -145,56 +162,84 @@ class _Graph:
 
     # Runs and nodes.
 
+    def _contexts_of_type(self, type_name: str) -> List[mlmd_pb2.Context]:
+        if type_name not in self._context_types.values():
+            return []
+        return sorted(self.store.get_contexts_by_type(type_name),
+                      key=lambda c: (c.create_time_since_epoch, c.id))
+
+    def _load_run(self, context: mlmd_pb2.Context) -> _Run:
+        if context.id not in self._runs:
+            executions = sorted(self.store.get_executions_by_context(context.id),
+                                key=lambda e: e.id)
+            for execution in executions:
+                self._executions[execution.id] = execution
+            self._runs[context.id] = _Run(context.name, context.id, executions)
+        return self._runs[context.id]
+
+    def _run_context_list(self) -> List[mlmd_pb2.Context]:
+        if self._run_contexts is None:
+            self._run_contexts = self._contexts_of_type(RUN_CONTEXT)
+        return self._run_contexts
+
     def runs(self) -> List[_Run]:
         """Every pipeline run, oldest first."""
-        if self._runs is None:
-            contexts = sorted(self.store.get_contexts_by_type(RUN_CONTEXT),
-                              key=lambda c: (c.create_time_since_epoch, c.id))
-            self._runs = []
-            for context in contexts:
-                executions = sorted(self.store.get_executions_by_context(context.id),
-                                    key=lambda e: e.id)
-                for execution in executions:
-                    self._executions[execution.id] = execution
-                    self._run_of[execution.id] = context.name
-                self._runs.append(_Run(context.name, context.id, executions))
-        return self._runs
+        return [self._load_run(c) for c in self._run_context_list()]
+
+    def latest_run(self) -> Optional[_Run]:
+        contexts = self._run_context_list()
+        return self._load_run(contexts[-1]) if contexts else None
 
     def run(self, run_id: str) -> _Run:
-        for run in self.runs():
-            if run.run_id == run_id:
-                return run
+        for context in self._run_context_list():
+            if context.name == run_id:
+                return self._load_run(context)
         raise LookupError(f"no pipeline run {run_id!r} (see the `runs` command)")
 
-    def run_of(self, execution_id: int) -> Optional[str]:
-        self.runs()
-        return self._run_of.get(execution_id)
+    def _pipeline_names(self) -> List[str]:
+        if self._pipelines is None:
+            self._pipelines = [c.name for c in self._contexts_of_type(PIPELINE_CONTEXT)]
+        return self._pipelines
 
-    def _load_nodes(self) -> Dict[int, str]:
-        if self._nodes is None:
-            pipelines = [c.name for c in self.store.get_contexts_by_type(PIPELINE_CONTEXT)]
-            self._nodes = {}
-            for context in sorted(self.store.get_contexts_by_type(NODE_CONTEXT),
-                                  key=lambda c: c.id):
-                node_id = _node_id(context.name, pipelines)
-                self._node_ids.append(node_id)
-                for execution in self.store.get_executions_by_context(context.id):
-                    self._nodes[execution.id] = node_id
-        return self._nodes
+    def _place(self, execution_id: int) -> Tuple[str, Optional[str]]:
+        """(node id, run id) of an execution, from the contexts it is associated with."""
+        if execution_id not in self._placement:
+            node, run = "?", None
+            for context in self.store.get_contexts_by_execution(execution_id):
+                kind = self._context_types.get(context.type_id)
+                if kind == NODE_CONTEXT:
+                    node = _node_id(context.name, self._pipeline_names())
+                elif kind == RUN_CONTEXT:
+                    run = context.name
+            self._placement[execution_id] = (node, run)
+        return self._placement[execution_id]
 
     def node_of(self, execution_id: int) -> str:
-        return self._load_nodes().get(execution_id, "?")
+        return self._place(execution_id)[0]
+
+    def run_of(self, execution_id: int) -> Optional[str]:
+        return self._place(execution_id)[1]
+
+    def _nodes(self) -> Dict[str, List[mlmd_pb2.Context]]:
+        if self._node_contexts is None:
+            self._node_contexts = {}
+            for context in self._contexts_of_type(NODE_CONTEXT):
+                node_id = _node_id(context.name, self._pipeline_names())
+                self._node_contexts.setdefault(node_id, []).append(context)
+        return self._node_contexts
 
     def node_ids(self) -> List[str]:
         """Every node id the store knows, in pipeline order."""
-        self._load_nodes()
-        return _in_node_order(self._node_ids)
+        return _in_node_order(self._nodes())
 
     def executions_of_node(self, node_id: str) -> List[mlmd_pb2.Execution]:
         """The node's executions in every run, oldest first."""
-        nodes = self._load_nodes()
-        ids = sorted(i for i, n in nodes.items() if n == node_id)
-        return [self.execution(i) for i in ids]
+        found: Dict[int, mlmd_pb2.Execution] = {}
+        for context in self._nodes().get(node_id, []):
+            for execution in self.store.get_executions_by_context(context.id):
+                found[execution.id] = execution
+        self._executions.update(found)
+        return [found[i] for i in sorted(found)]
 
     # Executions, artifacts and events.
 
@@ -294,11 +339,11 @@ def _state(execution: mlmd_pb2.Execution) -> str:
 
 def _run_status(executions: Sequence[mlmd_pb2.Execution]) -> str:
     """FAILED if any execution failed or was canceled, RUNNING while any is unfinished (or was
-    interrupted), else COMPLETE."""
+    interrupted) or none started yet, else COMPLETE."""
     states = [x.last_known_state for x in executions]
     if any(s in _FAILED_STATES for s in states):
         return FAILED
-    if any(s not in _DONE_STATES for s in states):
+    if not states or any(s not in _DONE_STATES for s in states):
         return RUNNING
     return COMPLETE
 
@@ -463,7 +508,9 @@ def _evaluation(graph: _Graph, evaluator: mlmd_pb2.Execution,
         validation = _read_validation(evaluation.uri)
         if validation is not None:
             info["validation_ok"] = validation["ok"]
-            info["validation_failures"] = validation["failures"]
+            order = _slice_sort_key(_slice_columns(evaluator))
+            info["validation_failures"] = sorted(validation["failures"],
+                                                 key=lambda f: order(f["slice"]))
     except Exception as error:  # noqa: BLE001  (an unreadable evaluation must not hide the rest)
         info["metrics_error"] = f"{type(error).__name__}: {error}"
     return info
@@ -491,11 +538,11 @@ def _not_blessed_reason(evaluation: Dict[str, Any]) -> str:
         detail.append(f"overall RMSE {rmse:.4f}")
     if "rmse_upper_bound" in limits:
         detail.append(f"upper bound {limits['rmse_upper_bound']}")
-    if "max_rmse_increase" in limits:
-        detail.append(f"max increase over the baseline {limits['max_rmse_increase']}")
     baseline = (evaluation.get("baseline_metrics") or {}).get(RMSE)
     if baseline is not None:
         detail.append(f"baseline (model {evaluation['baseline_model_id']}) RMSE {baseline:.4f}")
+        if "max_rmse_increase" in limits:
+            detail.append(f"max increase {limits['max_rmse_increase']}")
     if detail:
         parts.append(" (" + ", ".join(detail) + ")")
     failures = evaluation.get("validation_failures") or []
@@ -530,6 +577,10 @@ def _run_record(graph: _Graph, run: _Run) -> Dict[str, Any]:
             "duration_s": _duration_s([execution]),
         })
     failed = [n["node_id"] for n in nodes if n["state"] in ("FAILED", "CANCELED")]
+    not_run: List[str] = []
+    if status != COMPLETE:
+        not_run = [n for n in _in_node_order(list(NODE_ORDER) + graph.node_ids())
+                   if n not in by_node]
     return {
         "run_id": run.run_id,
         "status": status,
@@ -539,12 +590,13 @@ def _run_record(graph: _Graph, run: _Run) -> Dict[str, Any]:
         "duration_s": _duration_s(executions),
         "failed_node": failed[0] if failed else None,
         "nodes": nodes,
-        "not_run": [n for n in graph.node_ids() if n not in by_node],
+        "not_run": not_run,
     }
 
 
 def list_runs(store: metadata_store.MetadataStore) -> List[Dict[str, Any]]:
-    """Every pipeline run, oldest first: status, cache use, timing and each node's state."""
+    """Every pipeline run, oldest first: status, cache use, timing and each node's state; for a
+    run that did not complete, `not_run` names the pipeline nodes it never reached."""
     graph = _Graph(store)
     return [_run_record(graph, run) for run in graph.runs()]
 
@@ -571,10 +623,17 @@ def _artifact_details(graph: _Graph, artifact: mlmd_pb2.Artifact) -> Dict[str, A
     return details
 
 
+def _origin(execution: mlmd_pb2.Execution, event: mlmd_pb2.Event) -> str:
+    if event.type == mlmd_pb2.Event.INTERNAL_OUTPUT:
+        return "resolved"
+    return "cache" if execution.last_known_state == _State.CACHED else "new"
+
+
 def list_artifacts(store: metadata_store.MetadataStore,
                    run_id: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The artifacts each node output per run (all runs, or `run_id`); `from_cache` marks one an
-    earlier run wrote and this run reused. Raises LookupError for an unknown run id."""
+    """The artifacts each node output per run (all runs, or `run_id`). `origin` is "new" (this
+    execution wrote it), "cache" (an earlier run's, reused) or "resolved" (a resolver's pick).
+    Raises LookupError for an unknown run id."""
     graph = _Graph(store)
     runs = [graph.run(run_id)] if run_id is not None else graph.runs()
     rows = []
@@ -598,8 +657,7 @@ def list_artifacts(store: metadata_store.MetadataStore,
                     "artifact_id": artifact.id,
                     "state": mlmd_pb2.Artifact.State.Name(artifact.state),
                     "uri": artifact.uri,
-                    "from_cache": execution.last_known_state == _State.CACHED,
-                    "resolved": event.type == mlmd_pb2.Event.INTERNAL_OUTPUT,
+                    "origin": _origin(execution, event),
                     **_artifact_details(graph, artifact),
                 })
     return rows
@@ -710,46 +768,58 @@ def model_slices(store: metadata_store.MetadataStore,
 
 def pushed_model(store: metadata_store.MetadataStore) -> Dict[str, Any]:
     """The currently pushed model (latest PushedModel with pushed=1): where, which Model, when;
-    else `pushed` False and the reason from the latest push attempt."""
+    else `pushed` False and the reason from the latest push attempt. `latest_attempt` says why
+    a later Pusher run did not replace the pushed model (None when it did not happen)."""
     graph = _Graph(store)
     pushed = [a for a in graph.artifacts_of_type("PushedModel") if _prop(a, "pushed", 0)]
-    if pushed:
-        latest = max(pushed, key=lambda a: (a.create_time_since_epoch, a.id))
-        pusher = graph.producer(latest.id)
-        model = _single(graph.inputs(pusher.id, "model")) if pusher else None
-        destination = _prop(latest, "pushed_destination")
-        return {
-            "pushed": True,
-            "destination": destination,
-            "destination_exists": bool(destination) and os.path.isdir(destination),
-            "version": _prop(latest, "pushed_version"),
-            "pushed_model_id": latest.id,
-            "pushed_model_uri": latest.uri,
-            "model_id": model.id if model else None,
-            "model_uri": model.uri if model else None,
-            "run_id": graph.run_of(pusher.id) if pusher else None,
-            "pushed_at": _time(latest.create_time_since_epoch),
-        }
-    return {"pushed": False, "reason": _no_push_reason(graph)}
+    if not pushed:
+        return {"pushed": False, "reason": _no_push_reason(graph)}
+    latest = max(pushed, key=lambda a: (a.create_time_since_epoch, a.id))
+    pusher = graph.producer(latest.id)
+    model = _single(graph.inputs(pusher.id, "model")) if pusher else None
+    destination = _prop(latest, "pushed_destination")
+    pushers = graph.executions_of_node(fk.PUSHER_ID)
+    last = pushers[-1] if pushers else None
+    last_output = _single(graph.outputs(last.id, "pushed_model")) if last else None
+    return {
+        "pushed": True,
+        "destination": destination,
+        "destination_exists": bool(destination) and os.path.isdir(destination),
+        "version": _prop(latest, "pushed_version"),
+        "pushed_model_id": latest.id,
+        "pushed_model_uri": latest.uri,
+        "model_id": model.id if model else None,
+        "model_uri": model.uri if model else None,
+        "run_id": graph.run_of(pusher.id) if pusher else None,
+        "pushed_at": _time(latest.create_time_since_epoch),
+        "latest_attempt": (_pusher_reason(graph, last)
+                           if last is not None and (last_output is None
+                                                    or not _prop(last_output, "pushed", 0))
+                           else None),
+    }
+
+
+def _pusher_reason(graph: _Graph, pusher: mlmd_pb2.Execution) -> str:
+    """Why a Pusher execution pushed nothing: it failed, or its model was not blessed."""
+    run_id = graph.run_of(pusher.id)
+    if pusher.last_known_state in _FAILED_STATES:
+        return f"the Pusher failed in run {run_id}"
+    blessing = _single(graph.inputs(pusher.id, "model_blessing"))
+    evaluator = graph.producer(blessing.id) if blessing else None
+    if evaluator is not None:
+        return f"run {run_id}: " + _not_blessed_reason(_evaluation(graph, evaluator))
+    return f"the Pusher of run {run_id} pushed nothing"
 
 
 def _no_push_reason(graph: _Graph) -> str:
-    """Why nothing is pushed: the latest Pusher's blessing was negative, or no run got there."""
+    """Why nothing is pushed: the latest Pusher's model was not blessed, or no run got there."""
     pushers = graph.executions_of_node(fk.PUSHER_ID)
     if pushers:
-        pusher = pushers[-1]
-        run_id = graph.run_of(pusher.id)
-        if pusher.last_known_state in _FAILED_STATES:
-            return f"the Pusher failed in run {run_id}"
-        blessing = _single(graph.inputs(pusher.id, "model_blessing"))
-        evaluator = graph.producer(blessing.id) if blessing else None
-        if evaluator is not None:
-            return f"run {run_id}: " + _not_blessed_reason(_evaluation(graph, evaluator))
-        return f"the Pusher of run {run_id} pushed nothing"
-    runs = graph.runs()
-    if not runs:
+        return _pusher_reason(graph, pushers[-1])
+    run = graph.latest_run()
+    if run is None:
         return "the pipeline has not run"
-    record = _run_record(graph, runs[-1])
+    record = _run_record(graph, run)
     if record["failed_node"]:
         return (f"no run reached the Pusher; the latest run {record['run_id']} failed at "
                 f"{record['failed_node']}")
@@ -886,17 +956,16 @@ def latest_run_summary(store: metadata_store.MetadataStore) -> Dict[str, Any]:
     """A short account of the latest run, for the end of a run: status, eval metrics, blessed,
     pushed path or why not. Works for a run that stopped anywhere (fields are then None)."""
     graph = _Graph(store)
-    runs = graph.runs()
+    run = graph.latest_run()
     summary: Dict[str, Any] = {
         "run_id": None, "status": NO_RUNS, "started": None, "duration_s": None,
         "cached": 0, "failed_node": None, "failure": None, "model_id": None,
         "eval_rmse": None, "eval_mae": None, "eval_example_count": None,
         "blessed": None, "pushed_path": None, "not_pushed_reason": None,
     }
-    if not runs:
+    if run is None:
         summary["not_pushed_reason"] = "the pipeline has not run"
         return summary
-    run = runs[-1]
     record = _run_record(graph, run)
     summary.update({key: record[key] for key in (
         "run_id", "status", "started", "duration_s", "cached", "failed_node")})
@@ -913,8 +982,9 @@ def latest_run_summary(store: metadata_store.MetadataStore) -> Dict[str, Any]:
                   else None)
     if evaluation is not None:
         metrics = evaluation["metrics"] or {}
+        count = metrics.get(EXAMPLE_COUNT)
         summary.update(eval_rmse=metrics.get(RMSE), eval_mae=metrics.get(MAE),
-                       eval_example_count=metrics.get(EXAMPLE_COUNT),
+                       eval_example_count=None if count is None else int(count),
                        blessed=evaluation["blessed"])
         if evaluation.get("metrics_error"):
             summary["metrics_error"] = evaluation["metrics_error"]
@@ -975,8 +1045,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
 def _print_pairs(pairs: Sequence[Tuple[str, Any]], indent: str = "") -> None:
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
-        text = _duration(value) if key == "duration" else _fmt(value)
-        print(f"{indent}{key.ljust(width)}  {text}")
+        print(f"{indent}{key.ljust(width)}  {_fmt(value)}")
 
 
 def _print_runs(runs: List[Dict[str, Any]]) -> None:
@@ -1015,9 +1084,9 @@ def _print_artifacts(rows: List[Dict[str, Any]]) -> None:
             print()
         print(f"run {run_id}")
         print(format_table(
-            ["NODE", "KEY", "TYPE", "ID", "STATE", "CACHED", "URI", "DETAILS"],
-            [[r["node_id"], r["key"], r["type"], r["artifact_id"], r["state"],
-              "resolved" if r["resolved"] else r["from_cache"], r["uri"], _details_text(r)]
+            ["NODE", "KEY", "TYPE", "ID", "STATE", "ORIGIN", "URI", "DETAILS"],
+            [[r["node_id"], r["key"], r["type"], r["artifact_id"], r["state"], r["origin"],
+              r["uri"], _details_text(r)]
              for r in rows if r["run_id"] == run_id], indent="  "))
 
 
@@ -1073,6 +1142,8 @@ def _print_pushed(result: Dict[str, Any]) -> None:
     ])
     if not result["destination_exists"]:
         print("warning: the destination folder no longer exists")
+    if result["latest_attempt"]:
+        print(f"not replaced by the latest attempt: {result['latest_attempt']}")
 
 
 def _print_lineage(result: Dict[str, Any]) -> None:
@@ -1131,7 +1202,7 @@ def _print_summary(result: Dict[str, Any]) -> None:
         ("run", run["run_id"]),
         ("status", run["status"] + (f" at {run['failed_node']}" if run["failed_node"] else "")),
         ("started", run["started"]),
-        ("duration", run["duration_s"]),
+        ("duration", _duration(run["duration_s"])),
         ("from cache", f"{run['cached']} executions"),
         ("model", run["model_id"]),
         ("eval RMSE", run["eval_rmse"]),
@@ -1148,6 +1219,8 @@ def _print_summary(result: Dict[str, Any]) -> None:
         _print_pairs([("model", current["model_id"]), ("destination", current["destination"]),
                       ("pushed at", current["pushed_at"]), ("run", current["run_id"])],
                      indent="  ")
+    elif run["not_pushed_reason"] and current["reason"].endswith(run["not_pushed_reason"]):
+        print("  no model has been pushed (see above)")
     else:
         print(f"  no model has been pushed: {current['reason']}")
 
@@ -1180,13 +1253,15 @@ _COMMANDS: Dict[str, Tuple[str, Callable[..., Any], Callable[[Any], None]]] = {
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--home", help=f"pipeline home (default: ${configs.HOME_ENV}, else "
-                                       f"./{configs.DEFAULT_HOME})")
-    common.add_argument("--metadata", help="ML Metadata SQLite file (default: "
-                                           "HOME/metadata.sqlite)")
+    common.add_argument("--home", metavar="DIR",
+                        help=f"pipeline home (default: ${configs.HOME_ENV}, else "
+                             f"./{configs.DEFAULT_HOME})")
+    common.add_argument("--metadata", metavar="PATH",
+                        help="ML Metadata SQLite file (default: DIR/metadata.sqlite; "
+                             "overrides --home)")
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.inspect", parents=[common],
+        prog="kiko inspect", parents=[common],
         description="Inspect the kiko pipeline's ML Metadata: runs, artifacts, models, "
                     "slice metrics, pushes and lineage.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -1201,18 +1276,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keeps TensorFlow's start-up chatter and deprecation notes (it loads with TFMA) off the
+    command's stderr; a process that already loaded TensorFlow keeps its own settings."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Runs one inspect command; 0 on success, 2 for a missing store or an unknown id."""
+    """Runs one inspect command; 0 on success, 2 for a missing or unreadable store or an unknown
+    run or model id."""
     args = _parser().parse_args(argv)
     command = args.command or "summary"
     metadata_path = getattr(args, "metadata", None) or configs.Paths(
         configs.home_dir(getattr(args, "home", ""))).metadata_path
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_libraries()
     try:
         store = open_store(metadata_path)
         _, gather, show = _COMMANDS[command]
         data = gather(store, args)
-    except (FileNotFoundError, LookupError) as error:
+    except (FileNotFoundError, StoreError, LookupError) as error:
         print(f"inspect: {error}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):

@@ -1,0 +1,43 @@
+"""The Evaluator's configuration: what is measured, sliced and gated."""
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from kiko_model import eval_config
+from kiko_model import features as fk
+from kiko_model import slicing
+
+
+def test_gates_only_the_overall_rmse_with_value_and_change_thresholds():
+    config = eval_config.make_eval_config(rmse_upper_bound=0.95, max_rmse_increase=0.005)
+    (spec,) = config.model_specs
+    assert (spec.signature_name, spec.label_key) == ("serving_default", fk.LABEL_KEY)
+    assert list(spec.preprocessing_function_names) == [slicing.TRANSFORM_SIGNATURE]
+    metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
+    assert set(metrics) == {"ExampleCount", "MeanSquaredError", "MeanAbsoluteError",
+                            "RootMeanSquaredError"}
+    rmse = metrics["RootMeanSquaredError"]
+    assert not rmse.HasField("threshold")
+    (gate,) = rmse.per_slice_thresholds
+    assert list(gate.slicing_specs) == [tfma.SlicingSpec()]
+    assert gate.threshold.value_threshold.upper_bound.value == 0.95
+    assert gate.threshold.change_threshold.absolute.value == 0.005
+    assert gate.threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    sliced = {tuple(s.feature_keys) for s in config.slicing_specs}
+    assert sliced == {(), (slicing.USER_ACTIVITY,), (slicing.MOVIE_POPULARITY,), (fk.GENDER,),
+                      (fk.AGE,)}
+
+
+def test_rejects_meaningless_thresholds():
+    with pytest.raises(ValueError, match="rmse_upper_bound"):
+        eval_config.make_eval_config(rmse_upper_bound=0, max_rmse_increase=0.01)
+    with pytest.raises(ValueError, match="max_rmse_increase"):
+        eval_config.make_eval_config(rmse_upper_bound=1, max_rmse_increase=-0.1)
+
+
+def test_bucket_labels_cover_all_counts():
+    labels = slicing.bucket_labels(slicing.USER_ACTIVITY_EDGES)
+    assert labels == ("0", "1-19", "20-49", "50-99", "100-199", "200-499", "500+")
+    counts = [0, 1, 19, 20, 499, 500, 10_000]
+    assert [labels[i] for i in slicing.bucketize(counts, slicing.USER_ACTIVITY_EDGES)] == [
+        "0", "1-19", "1-19", "20-49", "200-499", "500+", "500+"]

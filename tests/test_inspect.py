@@ -1,0 +1,236 @@
+"""kiko inspect (pipeline.inspect_metadata) over real pipeline homes: a blessed and pushed run, and one stopped by data
+anomalies. Runs the pipeline (slow)."""
+
+import kiko_model  # noqa: F401  (must stay the first import)
+
+import glob
+import json
+import os
+import re
+import shutil
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from components.anomalies_gate.component import DataAnomaliesError
+from kiko_model import features as fk
+from pipeline import configs
+from pipeline import inspect_metadata as inspect
+from tests.conftest import FAST_HPARAMS, run_local_pipeline
+
+pytestmark = pytest.mark.slow
+
+NODE_IDS = {fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID, fk.EXAMPLE_VALIDATOR_ID,
+            fk.ANOMALIES_GATE_ID, fk.TRAINER_ID, fk.MODEL_RESOLVER_ID, fk.EVALUATOR_ID,
+            fk.PUSHER_ID}
+
+
+@pytest.fixture(scope="module")
+def home(small_movielens, tmp_path_factory):
+    """A home after one full, blessed and pushed run, built like `pipeline_home` but owned by
+    this module: test_e2e adds runs to the shared session home, and these tests count runs."""
+    path = tmp_path_factory.mktemp("inspect_home")
+    run_local_pipeline(small_movielens.out_dir, path, "--rmse-upper-bound", "2.0")
+    return str(path)
+
+
+@pytest.fixture()
+def store(home):
+    return inspect.open_store(configs.Paths(home).metadata_path)
+
+
+def _cli(capsys, *argv):
+    """Runs the CLI in-process; returns (exit code, stdout, stderr)."""
+    code = inspect.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _table(text):
+    """An aligned table printed by the CLI as a list of {header: cell} dicts."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    headers = re.split(r"\s{2,}", lines[0].strip())
+    return [dict(zip(headers, re.split(r"\s{2,}", line.strip()))) for line in lines[1:]]
+
+
+def _tfma_overall_metrics(home):
+    """The overall candidate metrics, read straight from the Evaluator's output with TFMA."""
+    (evaluation_uri,) = glob.glob(os.path.join(
+        home, "pipeline_root", fk.EVALUATOR_ID, "evaluation", "*"))
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if not metrics.slice_key.single_slice_keys:
+            return {kv.key.name: kv.value.double_value.value
+                    for kv in metrics.metric_keys_and_values
+                    if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}
+    raise AssertionError(f"no overall slice in {evaluation_uri}")
+
+
+def test_runs_lists_one_complete_run_with_every_node(home, store, capsys):
+    (run,) = inspect.list_runs(store)
+    assert run["status"] == inspect.COMPLETE
+    assert run["failed_node"] is None and run["cached"] == 0 and run["not_run"] == []
+    assert {n["node_id"] for n in run["nodes"]} == NODE_IDS
+    assert {n["state"] for n in run["nodes"]} == {"COMPLETE"}
+    assert run["duration_s"] > 0
+
+    code, out, _ = _cli(capsys, "--home", home, "runs")
+    assert code == 0
+    assert f"run {run['run_id']}  COMPLETE" in out
+    body = out.split("\n", 1)[1]
+    rows = {row["NODE"]: row for row in _table(body.split("\n  not run")[0])}
+    assert set(rows) == NODE_IDS
+    assert all(row["STATE"] == "COMPLETE" for row in rows.values())
+
+
+def test_models_shows_the_blessed_model_with_tfma_rmse(home, store):
+    (model,) = inspect.list_models(store)
+    expected = _tfma_overall_metrics(home)
+    assert model["metrics"][inspect.RMSE] == pytest.approx(expected[inspect.RMSE], abs=1e-6)
+    assert model["metrics"][inspect.MAE] == pytest.approx(expected[inspect.MAE], abs=1e-6)
+    assert model["metrics"][inspect.EXAMPLE_COUNT] == expected[inspect.EXAMPLE_COUNT] > 0
+    assert model["blessed"] is True and model["validation_ok"] is True
+    assert model["pushed"] is True
+    assert model["baseline_model_id"] is None  # the first model has nothing to compare with
+    assert os.path.isdir(os.path.join(model["uri"], "Format-Serving"))
+
+
+def test_pushed_names_the_serving_folder(home, store, capsys):
+    current = inspect.pushed_model(store)
+    (model,) = inspect.list_models(store)
+    assert current["pushed"] is True
+    assert current["model_id"] == model["model_id"]
+    destination = current["destination"]
+    assert os.path.dirname(os.path.realpath(destination)) == \
+        os.path.realpath(configs.Paths(home).serving_dir)
+    assert os.path.isfile(os.path.join(destination, "saved_model.pb"))
+    assert current["version"] == os.path.basename(destination.rstrip("/"))
+
+    code, out, _ = _cli(capsys, "--home", home, "pushed")
+    assert code == 0 and destination in out and current["model_uri"] in out
+
+
+def test_lineage_reaches_the_example_gen_input(home, store, small_movielens):
+    result = inspect.lineage(store)  # default: the pushed model
+    (model,) = inspect.list_models(store)
+    assert result["model"]["id"] == model["model_id"]
+    gen = result["example_gen"]
+    assert gen["node_id"] == fk.EXAMPLE_GEN_ID
+    assert os.path.realpath(gen["input_base"]) == os.path.realpath(small_movielens.out_dir)
+    assert gen["input_patterns"] and fk.RATINGS_FILE in list(gen["input_patterns"].values())[0]
+    assert result["examples"]["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
+    assert result["schema"]["schema_file"] == configs.SCHEMA_PATH
+    trainer = result["trainer"]
+    assert {k: str(v) for k, v in trainer["hparam_overrides"].items()} == \
+        {k: str(v) for k, v in FAST_HPARAMS.items()}
+    assert trainer["hparams"]["embedding_dim"] == FAST_HPARAMS["embedding_dim"]
+    (evaluation,) = result["evaluations"]
+    assert evaluation["blessed"] is True
+    assert evaluation["metrics"][inspect.RMSE] == model["metrics"][inspect.RMSE]
+    (push,) = result["pushes"]
+    assert push["pushed"] is True and push["destination"] == model["pushed_destination"]
+
+
+def test_json_matches_the_tables(home, store, capsys):
+    code, out, _ = _cli(capsys, "--home", home, "--json", "models")
+    assert code == 0
+    models = json.loads(out)
+    assert models == inspect.list_models(store)
+    code, out, _ = _cli(capsys, "--home", home, "models")
+    assert code == 0
+    (row,) = _table(out)
+    (model,) = models
+    assert row["MODEL"] == str(model["model_id"])
+    assert row["RUN"] == model["run_id"]
+    assert row["RMSE"] == f"{model['metrics'][inspect.RMSE]:.4f}"
+    assert row["MAE"] == f"{model['metrics'][inspect.MAE]:.4f}"
+    assert row["EXAMPLES"] == str(int(model["metrics"][inspect.EXAMPLE_COUNT]))
+    assert (row["BLESSED"], row["PUSHED"]) == ("yes", "yes")
+    assert row["PUSHED TO"] == model["pushed_destination"]
+
+    # The global flags may also follow the command.
+    code, out, _ = _cli(capsys, "runs", "--json", "--home", home)
+    assert code == 0 and json.loads(out) == inspect.list_runs(store)
+
+    code, out, _ = _cli(capsys, "--home", home, "--json")
+    summary = json.loads(out)
+    assert summary["latest_run"]["eval_rmse"] == model["metrics"][inspect.RMSE]
+    assert summary["latest_run"]["pushed_path"] == model["pushed_destination"]
+    assert summary["pushed"]["model_id"] == model["model_id"]
+    code, out, _ = _cli(capsys, "--home", home)
+    assert f"{model['metrics'][inspect.RMSE]:.4f}" in out
+    assert model["pushed_destination"] in out
+
+
+def test_slices_cover_every_slicing_feature(home, store, capsys):
+    result = inspect.model_slices(store)
+    names = [s["slice"] for s in result["slices"]]
+    assert names[0] == inspect.OVERALL
+    for feature in ("user_activity", "movie_popularity", fk.GENDER, fk.AGE):
+        assert any(name.startswith(f"{feature}=") for name in names), feature
+    total = result["slices"][0]["metrics"][inspect.EXAMPLE_COUNT]
+    genders = [s for s in result["slices"] if s["slice"].startswith(f"{fk.GENDER}=")]
+    assert sum(s["metrics"][inspect.EXAMPLE_COUNT] for s in genders) == total
+
+    code, out, _ = _cli(capsys, "--home", home, "slices", "--model", str(result["model_id"]))
+    assert code == 0
+    assert [row["SLICE"] for row in _table(out.split("\n", 1)[1])] == names
+
+
+def test_missing_metadata_exits_2_and_names_the_path(tmp_path, home, capsys):
+    missing = tmp_path / "nowhere" / "metadata.sqlite"
+    code, out, err = _cli(capsys, "--metadata", str(missing), "runs")
+    assert code == 2 and str(missing) in err and out == ""
+    empty_home = tmp_path / "empty_home"
+    code, _, err = _cli(capsys, "--home", str(empty_home))
+    assert code == 2 and configs.Paths(str(empty_home)).metadata_path in err
+    assert not empty_home.exists()  # inspecting never creates a store
+
+    code, _, err = _cli(capsys, "--home", home, "lineage", "--model", "999999")
+    assert code == 2 and "999999" in err
+    code, _, err = _cli(capsys, "--home", home, "artifacts", "--run", "no-such-run")
+    assert code == 2 and "no-such-run" in err
+
+
+def test_artifacts_of_the_run(home, store):
+    (run,) = inspect.list_runs(store)
+    rows = inspect.list_artifacts(store, run["run_id"])
+    by_type = {}
+    for row in rows:
+        by_type.setdefault(row["type"], []).append(row)
+    (examples,) = by_type["Examples"]
+    assert examples["node_id"] == fk.EXAMPLE_GEN_ID and examples["origin"] == "new"
+    assert examples["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
+    assert examples["rejected_lines"] == 0
+    (blessing,) = by_type["ModelBlessing"]
+    assert blessing["blessed"] is True
+    (pushed,) = by_type["PushedModel"]
+    assert pushed["pushed"] is True
+    assert all(os.path.isdir(row["uri"]) for row in rows)
+
+
+def test_summary_of_a_run_stopped_by_data_anomalies(small_movielens, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_movielens.out_dir, data)
+    with open(data / fk.RATINGS_FILE, "a", encoding=fk.ML1M_ENCODING) as f:
+        f.write("1::1::7::978300760\n")
+    home = str(tmp_path / "home")
+    with pytest.raises(DataAnomaliesError):
+        run_local_pipeline(data, home)
+
+    store = inspect.open_store(configs.Paths(home).metadata_path)
+    summary = inspect.latest_run_summary(store)
+    assert summary["status"] == inspect.FAILED
+    assert summary["failed_node"] == fk.ANOMALIES_GATE_ID
+    assert fk.RATING in summary["failure"]
+    assert summary["model_id"] is None and summary["eval_rmse"] is None
+    assert summary["blessed"] is None and summary["pushed_path"] is None
+    assert fk.ANOMALIES_GATE_ID in summary["not_pushed_reason"]
+    assert inspect.list_models(store) == []
+    assert inspect.pushed_model(store)["pushed"] is False
+    (run,) = inspect.list_runs(store)
+    assert {fk.TRAINER_ID, fk.EVALUATOR_ID, fk.PUSHER_ID} <= set(run["not_run"])
+
+    code, out, _ = _cli(capsys, "--home", home)
+    assert code == 0
+    assert f"FAILED at {fk.ANOMALIES_GATE_ID}" in out
+    assert "no model has been pushed" in out
