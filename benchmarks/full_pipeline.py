@@ -28,12 +28,12 @@ from pipeline import configs  # noqa: E402
 REPO = os.path.dirname(common.HERE)
 
 
-def _run(home: str):
+def _run(home: str, kind: str):
     """Runs the local runner once; returns (seconds, peak tree RSS, peak runner RSS, rc)."""
     start = time.time()
     process = psutil.Popen([sys.executable, os.path.join(REPO, "pipeline", "local_runner.py"),
                             "--home", home], cwd=REPO, stdout=subprocess.DEVNULL,
-                           stderr=open(os.path.join(home, "runner.log"), "w"))
+                           stderr=open(os.path.join(home, f"runner-{kind}.log"), "w"))
     peak_tree = peak_main = 0
     while process.poll() is None:
         try:
@@ -58,9 +58,9 @@ def main() -> None:
         os.makedirs(home)
         synthetic.ensure_generated(configs.Paths(home).embedded_data_dir, configs.EMBEDDED_DATA)
         for kind in ("cold", "cached"):
-            seconds, tree, main_rss, rc = _run(home)
+            seconds, tree, main_rss, rc = _run(home, kind)
             if rc != 0:
-                raise SystemExit(f"{kind} run failed (rc {rc}); see {home}/runner.log")
+                raise SystemExit(f"{kind} run failed (rc {rc}); see {home}/runner-{kind}.log")
             entry = {"kind": kind, "seconds": seconds, "peak_tree_rss_gb": tree / 2 ** 30,
                      "peak_runner_rss_gb": main_rss / 2 ** 30,
                      "components_s": common.component_seconds(

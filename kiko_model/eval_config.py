@@ -2,14 +2,14 @@
 
 import tensorflow_model_analysis as tfma
 
+from kiko_model import eval_metrics
 from kiko_model import features as fk
 from kiko_model import slicing
 
 SERVING_SIGNATURE = "serving_default"
 OUTPUT_KEY = "rating"
 
-# Metric names as TFMA records them (Keras metric class names, snake-cased by Keras).
-RMSE_METRIC = "root_mean_squared_error"
+RMSE_METRIC = eval_metrics.RMSE_NAME
 
 
 def make_eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.EvalConfig:
@@ -41,7 +41,7 @@ def make_eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.
             tfma.MetricConfig(class_name="MeanAbsoluteError"),
             # The gate is the overall RMSE; small slices are reported, not gated.
             tfma.MetricConfig(
-                class_name="RootMeanSquaredError",
+                class_name="RootMeanSquaredError", module=eval_metrics.__name__,
                 per_slice_thresholds=[tfma.PerSliceMetricThreshold(
                     slicing_specs=[tfma.SlicingSpec()], threshold=rmse_threshold)]),
         ])],

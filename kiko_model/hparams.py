@@ -126,4 +126,6 @@ def _convert(key: str, kind: type, value: Any) -> Any:
     if isinstance(value, (int, float)):
         return float(value)
     raise ValueError(f"hyperparameter {key}={value!r} is not {kind.__name__}")
+
+
 TRAINER_HPARAMS_KEY = "hparams"  # key of the Trainer custom_config entry holding overrides

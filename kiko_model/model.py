@@ -1,25 +1,26 @@
 """The kiko rating model: a validation-fitted blend of biased MF with side features and I-AutoRec.
 
-Design (measured in benchmarks/model_quality.py; see MODELING_NOTES.md for the map it follows):
+Design (measured in benchmarks/model_quality.py; MODELING_NOTES.md is the map it follows):
 
 * `MatrixFactorizationModel`: mu + biases + <p_u + s_u, q_m + s_m>, where s_u / s_m are the
   L2-regularised side-feature vectors (gender, age, occupation, zip prefix; year, genres) looked
   up by id from tables built at training time. Adam on large batches with per-epoch learning
   rate decay and SVD-style per-example L2; early stopping on validation RMSE.
-* `AutoRecModel`: item-based AutoRec trained on the movies' sparse training-rating columns.
-* `RatingModel`: both, blended as a + w_mf * mf + w_ar * ar with weights fit by least squares
-  on the validation part; an unknown user or movie falls back to the MF's known biases (the
-  global mean when both are unknown). Predictions are clipped to [1, 5].
+* `AutoRecModel`: item-based AutoRec (I-AutoRec) trained on the movies' sparse training-rating
+  columns; after training each movie's code is frozen, so serving needs no rating matrix.
+* `RatingModel` (what `train_model` returns and `export_saved_model` writes): raw ids -> the
+  blend a + w_mf * mf + w_ar * ar, then a piecewise-linear calibration, both fit by least
+  squares on the validation part. An unknown user or movie falls back to the MF's known biases
+  (the global mean when both are unknown). Predictions are clipped to [1, 5].
 
 Every model is a `tfrs.models.Model` owning a `tfrs.tasks.Ranking` task (MSE loss; RMSE, MAE,
-MSE metrics). Data in memory is a dict of NumPy arrays keyed by `features` keys.
+MSE metrics). Training data is a dict of in-memory NumPy arrays keyed by `features` keys; the
+loops are tf.functions without autograph over batches gathered from in-memory tensors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
@@ -27,6 +28,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+from absl import logging
 
 from kiko_model import features as fk
 from kiko_model.hparams import HParams
@@ -342,15 +344,19 @@ def _shuffled_batches(tensors: Mapping[str, np.ndarray], batch_size: int, seed: 
     steps = n // batch_size
     constants = {key: tf.constant(value) for key, value in tensors.items()}
 
+    @tf.autograph.experimental.do_not_convert
     def permutation(epoch):
         keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64),
                                                                epoch]))
         order = tf.argsort(keys)[:steps * batch_size]
         return tf.reshape(tf.cast(order, tf.int64), [steps, batch_size])
 
+    @tf.autograph.experimental.do_not_convert
+    def gather(rows):
+        return {key: tf.gather(value, rows) for key, value in constants.items()}
+
     dataset = (tf.data.Dataset.range(epochs).map(permutation).unbatch()
-               .map(lambda rows: {key: tf.gather(value, rows) for key, value in constants.items()},
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .prefetch(tf.data.AUTOTUNE))
     return dataset, steps
 
@@ -419,6 +425,9 @@ def _best_epoch(history: list, stage: str) -> int:
 def _train_mf(train: dict, val: dict, vocab: Vocabularies, hparams: HParams, history: list,
               callbacks) -> tuple[MatrixFactorizationModel, float]:
     model = MatrixFactorizationModel(vocab, hparams, float(np.mean(train[fk.RATING])))
+    # Callbacks see the MF model (e.g. TensorBoard needs one); the epochs of both stages.
+    callbacks.set_model(model)
+    callbacks.on_train_begin()
     dataset, steps = _shuffled_batches(train, hparams.batch_size, hparams.seed, hparams.epochs)
     optimizer = _optimizer(hparams.learning_rate, hparams.lr_decay, steps)
     val_tensors = {key: tf.constant(value) for key, value in val.items()}
@@ -514,7 +523,6 @@ def train_model(train: Data, validation: Data, hparams: HParams = HParams(),
 
     tf.keras.utils.set_random_seed(hparams.seed)
     callbacks = tf.keras.callbacks.CallbackList(list(callbacks))
-    callbacks.on_train_begin()
     vocab = build_vocabularies(train, hparams.use_side_features)
     train_index, val_index = _indexed(train, vocab), _indexed(validation, vocab)
     lap("vocabularies")

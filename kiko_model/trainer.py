@@ -1,7 +1,7 @@
 """The TFX Trainer's `run_fn`: examples in memory -> TFRS model -> metrics -> SavedModel."""
 
 import json
-import logging
+from absl import logging
 import os
 import time
 from typing import Dict
@@ -9,8 +9,6 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
-from tfx.utils import io_utils
-from tensorflow_metadata.proto.v0 import schema_pb2
 
 from kiko_model import data
 from kiko_model import features as fk
@@ -35,24 +33,19 @@ def _score(model, columns: data.Columns) -> Dict[str, float]:
             "mae": float(np.mean(np.abs(error)))}
 
 
-class _EpochReport(tf.keras.callbacks.Callback):
-    """Logs each epoch (train loss, validation loss, RMSE, MAE) and writes it for TensorBoard."""
+class _TensorBoardScalars(tf.keras.callbacks.Callback):
+    """Writes each epoch's losses and validation RMSE/MAE as TensorBoard scalars.
+
+    (The epochs are also logged by the training loop.)"""
 
     def __init__(self, log_dir: str):
         super().__init__()
         self._writer = tf.summary.create_file_writer(log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        logging.info(
-            "epoch %d%s: train loss %.4f, validation loss %.4f, validation RMSE %.4f, "
-            "validation MAE %.4f", epoch + 1,
-            f" ({logs['stage']})" if "stage" in logs else "",
-            logs.get("train_loss", float("nan")), logs.get("val_loss", float("nan")),
-            logs.get("val_rmse", float("nan")), logs.get("val_mae", float("nan")))
         with self._writer.as_default(step=epoch + 1):
-            for name, value in logs.items():
-                if isinstance(value, (int, float, np.floating)) and name != "epoch":
+            for name, value in (logs or {}).items():
+                if isinstance(value, (int, float, np.floating)):
                     tf.summary.scalar(name, float(value))
         self._writer.flush()
 
@@ -61,14 +54,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Train the kiko rating model on the train split and export it for serving."""
     hparams = HParams().with_overrides((fn_args.custom_config or {}).get(TRAINER_HPARAMS_KEY))
     logging.info("kiko hyperparameters: %s", hparams.to_dict())
-    schema = (io_utils.parse_pbtxt_file(fn_args.schema_path, schema_pb2.Schema())
-              if fn_args.schema_path else None)
-
     start = time.perf_counter()
-    train_split = data.load_examples(fn_args.data_accessor.record_batch_factory,
-                                     fn_args.train_files, schema)
-    eval_split = data.load_examples(fn_args.data_accessor.record_batch_factory,
-                                    fn_args.eval_files, schema)
+    train_split = data.load_examples(fn_args.train_files)
+    eval_split = data.load_examples(fn_args.eval_files)
     load_seconds = time.perf_counter() - start
     fit, validation = kiko.split_validation(train_split, hparams.validation_fraction, hparams.seed)
     logging.info("read %d train and %d eval examples in %.1f s; fitting on %d, validating on %d",
@@ -76,7 +64,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  len(fit[fk.RATING]), len(validation[fk.RATING]))
 
     result = kiko.train_model(fit, validation, hparams,
-                              callbacks=[_EpochReport(fn_args.model_run_dir)])
+                              callbacks=[_TensorBoardScalars(fn_args.model_run_dir)])
     final = {"train": _score(result.model, fit), "validation": _score(result.model, validation),
              "eval": _score(result.model, eval_split)}
     for split, scores in final.items():

@@ -58,10 +58,26 @@ def hparams():
     return HParams().with_overrides(TINY_OVERRIDES)
 
 
+class _Recorder(tf.keras.callbacks.Callback):
+    """Keeps what a Keras callback is told at the end of each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append((epoch, dict(logs)))
+
+
 @pytest.fixture(scope="module")
-def trained(splits, hparams):
+def recorder():
+    return _Recorder()
+
+
+@pytest.fixture(scope="module")
+def trained(splits, hparams, recorder):
     fit, val, _ = splits
-    return km.train_model(fit, val, hparams)
+    return km.train_model(fit, val, hparams, callbacks=[recorder])
 
 
 def _ids_only(data: dict) -> dict:
@@ -118,6 +134,12 @@ def test_loss_falls_and_history_is_reported(trained):
         assert all(np.isfinite(entry[k]) for k in ("train_loss", "val_loss", "val_rmse"))
     assert 1 <= trained.best_epoch <= len(mf)
     assert len(trained.blend_weights) == 3
+
+
+def test_callbacks_see_every_epoch(trained, recorder):
+    assert [epoch for epoch, _ in recorder.epochs] == list(range(len(trained.history)))
+    for (_, logs), entry in zip(recorder.epochs, trained.history):
+        assert logs["loss"] == entry["train_loss"] and logs["val_rmse"] == entry["val_rmse"]
 
 
 def test_model_beats_the_global_mean_on_held_out_data(trained, splits):
