@@ -242,7 +242,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["synth", "ml100k"],
                         choices=["synth", "ml100k"])
-    parser.add_argument("--synth-dir", default="/tmp/synth_default")
+    parser.add_argument("--synth-dir", default=str(WORK / "synthetic-ml1m"))
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--models", nargs="+", default=["bias", "als", "kiko"],
                         choices=["bias", "als", "kiko"])

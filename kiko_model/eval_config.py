@@ -37,11 +37,10 @@ def make_eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.
             preprocessing_function_names=[slicing.TRANSFORM_SIGNATURE])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="MeanSquaredError"),
-            tfma.MetricConfig(class_name="MeanAbsoluteError"),
-            # The gate is the overall RMSE; small slices are reported, not gated.
+
+            # RMSE, MSE and MAE. The gate is the overall RMSE; small slices are reported only.
             tfma.MetricConfig(
-                class_name="RootMeanSquaredError", module=eval_metrics.__name__,
+                class_name="RatingRegressionErrors", module=eval_metrics.__name__,
                 per_slice_thresholds=[tfma.PerSliceMetricThreshold(
                     slicing_specs=[tfma.SlicingSpec()], threshold=rmse_threshold)]),
         ])],

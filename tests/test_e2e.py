@@ -62,6 +62,27 @@ def test_first_run_blesses_and_pushes(home):
         version_dir.rstrip("/")
 
 
+def test_evaluator_metrics_match_the_trainers_own_eval_scores(home):
+    """TFMA (serving_default signature, eval split) and the Trainer (in-memory model) agree."""
+    import json
+
+    import tensorflow_model_analysis as tfma
+
+    store = _store(home)
+    (model_run,) = _artifacts(store, "ModelRun")
+    with open(os.path.join(model_run.uri, "metrics.json")) as f:
+        trainer_eval = json.load(f)["final"]["eval"]
+    (evaluation,) = _artifacts(store, "ModelEvaluation")
+    overall = next(m for m in tfma.load_metrics(evaluation.uri)
+                   if not m.slice_key.single_slice_keys)
+    tfma_values = {kv.key.name: kv.value.double_value.value
+                   for kv in overall.metric_keys_and_values}
+    assert tfma_values["example_count"] == trainer_eval["examples"]
+    for name, trainer_name in (("root_mean_squared_error", "rmse"),
+                               ("mean_squared_error", "mse"), ("mean_absolute_error", "mae")):
+        assert tfma_values[name] == pytest.approx(trainer_eval[trainer_name], abs=1e-5), name
+
+
 def test_identical_second_run_is_served_from_cache(home, small_movielens):
     before = _pushed_versions(home)
     run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0")

@@ -14,9 +14,8 @@ def test_gates_only_the_overall_rmse_with_value_and_change_thresholds():
     assert (spec.signature_name, spec.label_key) == ("serving_default", fk.LABEL_KEY)
     assert list(spec.preprocessing_function_names) == [slicing.TRANSFORM_SIGNATURE]
     metrics = {m.class_name: m for m in config.metrics_specs[0].metrics}
-    assert set(metrics) == {"ExampleCount", "MeanSquaredError", "MeanAbsoluteError",
-                            "RootMeanSquaredError"}
-    rmse = metrics["RootMeanSquaredError"]
+    assert set(metrics) == {"ExampleCount", "RatingRegressionErrors"}
+    rmse = metrics["RatingRegressionErrors"]
     assert not rmse.HasField("threshold")
     (gate,) = rmse.per_slice_thresholds
     assert list(gate.slicing_specs) == [tfma.SlicingSpec()]
@@ -41,3 +40,22 @@ def test_bucket_labels_cover_all_counts():
     counts = [0, 1, 19, 20, 499, 500, 10_000]
     assert [labels[i] for i in slicing.bucketize(counts, slicing.USER_ACTIVITY_EDGES)] == [
         "0", "1-19", "1-19", "20-49", "200-499", "500+", "500+"]
+
+
+def test_regression_sums_merge_counts_each_accumulator_once():
+    from kiko_model import eval_metrics
+
+    keys = {name: tfma.metrics.MetricKey(name=name) for name in (
+        eval_metrics.MSE_NAME, eval_metrics.MAE_NAME, eval_metrics.RMSE_NAME)}
+    combiner = eval_metrics._RegressionErrors(keys, None, example_weighted=False)
+    parts = []
+    for squared, absolute, weight in ((4.0, 2.0, 1.0), (1.0, 1.0, 2.0), (9.0, 3.0, 3.0)):
+        accumulator = combiner.create_accumulator()
+        accumulator.squared, accumulator.absolute, accumulator.weight = squared, absolute, weight
+        parts.append(accumulator)
+    merged = combiner.merge_accumulators(parts)
+    assert (merged.squared, merged.absolute, merged.weight) == (14.0, 6.0, 6.0)
+    output = combiner.extract_output(merged)
+    assert output[keys[eval_metrics.MSE_NAME]] == pytest.approx(14 / 6)
+    assert output[keys[eval_metrics.RMSE_NAME]] == pytest.approx((14 / 6) ** 0.5)
+    assert output[keys[eval_metrics.MAE_NAME]] == pytest.approx(1.0)
