@@ -50,7 +50,12 @@ _SEPARATOR = b"\0"
 
 
 def load_examples(file_patterns: List[str], batch_size: int = 65536) -> Columns:
-    """Every example of the gzip TFRecord files matching `file_patterns`, in file order."""
+    """Every example of the gzip TFRecord files matching `file_patterns`.
+
+    Rows come sorted by (user, movie, timestamp): ExampleGen shuffles examples across files
+    differently on every run, and a seeded validation split and training must not depend on
+    that order.
+    """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no example files match {file_patterns}")
@@ -80,4 +85,6 @@ def load_examples(file_patterns: List[str], batch_size: int = 65536) -> Columns:
     lengths = np.concatenate(genre_lengths)
     if lengths.any():
         columns[fk.GENRES] = _rows_of_tuples(np.concatenate(genre_values), lengths)
-    return columns
+    order = np.lexsort((columns[fk.RATING], columns[fk.TIMESTAMP], columns[fk.MOVIE_ID],
+                        columns[fk.USER_ID]))
+    return {key: values[order] for key, values in columns.items()}

@@ -27,6 +27,9 @@ def test_columns_hold_every_rating_and_its_side_features(small_movielens, small_
         expected = sorted(movielens.iter_ratings(f, small_movielens.ratings_path))
     got = []
     for split_columns in columns.values():
+        keys = list(zip(split_columns[fk.USER_ID], split_columns[fk.MOVIE_ID],
+                        split_columns[fk.TIMESTAMP]))
+        assert keys == sorted(keys), "rows must not depend on ExampleGen's shuffled file order"
         assert split_columns[fk.RATING].dtype == np.float32
         assert fk.TITLE not in split_columns  # not used by the model, not parsed
         for i in range(len(split_columns[fk.RATING])):
