@@ -6,10 +6,6 @@ from kiko_model import eval_metrics
 from kiko_model import features as fk
 from kiko_model import slicing
 
-SERVING_SIGNATURE = "serving_default"
-OUTPUT_KEY = "rating"
-
-RMSE_METRIC = eval_metrics.RMSE_NAME
 
 
 def make_eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.EvalConfig:
@@ -32,8 +28,8 @@ def make_eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.
                      tfma.SlicingSpec(feature_keys=[fk.AGE])]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
-            signature_name=SERVING_SIGNATURE, label_key=fk.LABEL_KEY,
-            prediction_key=OUTPUT_KEY,
+            signature_name=fk.SERVING_SIGNATURE, label_key=fk.LABEL_KEY,
+            prediction_key=fk.PREDICTION_KEY,
             preprocessing_function_names=[slicing.TRANSFORM_SIGNATURE])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),

@@ -18,6 +18,11 @@ YEAR = "year"
 GENRES = "genres"  # multi-valued
 
 LABEL_KEY = RATING
+
+# The exported SavedModel: signature names and the prediction's output key.
+SERVING_SIGNATURE = "serving_default"  # serialized tf.Example -> rating (TFMA, TF Serving)
+PREDICT_SIGNATURE = "predict_ratings"  # user_id, movie_id -> rating
+PREDICTION_KEY = "rating"
 ID_FEATURES = (USER_ID, MOVIE_ID)
 USER_SIDE_FEATURES = (GENDER, AGE, OCCUPATION, ZIP_PREFIX)
 MOVIE_SIDE_FEATURES = (TITLE, YEAR, GENRES)

@@ -35,9 +35,9 @@ from kiko_model.hparams import HParams
 from kiko_model.layers import BiasedFactorization, IdIndex, ItemAutoRec, SideFeatures
 
 MIN_RATING, MAX_RATING = 1.0, 5.0
-OUTPUT_KEY = "rating"
-SERVING_SIGNATURE = "serving_default"
-PREDICT_SIGNATURE = "predict_ratings"
+OUTPUT_KEY = fk.PREDICTION_KEY
+SERVING_SIGNATURE = fk.SERVING_SIGNATURE
+PREDICT_SIGNATURE = fk.PREDICT_SIGNATURE
 _USER_INDEX, _MOVIE_INDEX = "user_index", "movie_index"  # dense indices, 0 = OOV
 _MOVIES = "movies"  # AutoRec batches: movie indices
 _PREDICT_BATCH = 65536

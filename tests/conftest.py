@@ -8,7 +8,7 @@ import pytest
 
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components.movielens_example_gen import spec
+from components.movielens_example_gen.options import MALFORMED_FAIL
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.movielens_example_gen.executor import Executor
 from kiko_model import synthetic
@@ -26,7 +26,7 @@ def small_movielens(tmp_path_factory):
 
 
 def run_example_gen(input_base, output_dir, input_config=None, output_config=None,
-                    malformed_lines=spec.MALFORMED_FAIL):
+                    malformed_lines=MALFORMED_FAIL):
     """Runs the executor like the orchestrator would and returns the Examples artifact."""
     component = MovieLensExampleGen(input_base=str(input_base), input_config=input_config,
                                     output_config=output_config,

@@ -8,13 +8,12 @@ import zipfile
 
 import pytest
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.movielens_example_gen import spec
 from components.movielens_example_gen.component import (
     MovieLensExampleGen, make_input_config, make_output_config)
-from components.movielens_example_gen.options import PARTITION_BY_USER
+from components.movielens_example_gen.options import MALFORMED_SKIP, PARTITION_BY_USER
 from components.movielens_example_gen.example_encoder import RatingEncoder
 from kiko_model import features as fk
 from kiko_model import movielens
@@ -148,7 +147,7 @@ def test_malformed_line_fails_with_file_line_and_reason(small_movielens, tmp_pat
 def test_skip_mode_quarantines_and_counts_malformed_lines(small_movielens, tmp_path):
     n_lines = _with_bad_line(small_movielens, tmp_path / "data", 10, "12::34::5")
     examples = run_executor(tmp_path / "data", tmp_path / "out",
-                            malformed_lines=spec.MALFORMED_SKIP)
+                            malformed_lines=MALFORMED_SKIP)
     assert examples.get_int_custom_property(spec.REJECTED_LINES_PROPERTY) == 1
     rejected = glob.glob(os.path.join(examples.uri, spec.REJECTED_DIR, "*.txt"))
     assert len(rejected) == 1

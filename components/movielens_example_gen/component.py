@@ -10,7 +10,7 @@ from tfx.types import standard_artifacts
 from components._tfx_internal import BeamExecutorSpec, FileBasedExampleGen
 from components.movielens_example_gen import executor, spec
 from components.movielens_example_gen.options import (
-    PARTITION_BY_RATING, PARTITION_BY_USER, PARTITION_CHOICES)
+    MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_BY_RATING, PARTITION_BY_USER, PARTITION_CHOICES)
 from kiko_model import features as fk
 from kiko_model import movielens
 
@@ -57,9 +57,9 @@ class MovieLensExampleGen(FileBasedExampleGen):
 
     def __init__(self, input_base: str, input_config: Optional[example_gen_pb2.Input] = None,
                  output_config: Optional[example_gen_pb2.Output] = None,
-                 malformed_lines: str = spec.MALFORMED_FAIL):
-        if malformed_lines not in spec.MALFORMED_CHOICES:
-            raise ValueError(f"malformed_lines must be one of {spec.MALFORMED_CHOICES}, "
+                 malformed_lines: str = MALFORMED_FAIL):
+        if malformed_lines not in MALFORMED_CHOICES:
+            raise ValueError(f"malformed_lines must be one of {MALFORMED_CHOICES}, "
                              f"got {malformed_lines!r}")
         input_config = input_config or make_input_config({"single_split": fk.RATINGS_FILE})
         if output_config is None:

@@ -15,6 +15,7 @@ from tfx.utils import proto_utils
 from components._tfx_internal import BaseExampleGenExecutor
 from components.movielens_example_gen import spec
 from components.movielens_example_gen.example_encoder import RatingEncoder
+from components.movielens_example_gen.options import MALFORMED_SKIP
 from kiko_model import features as fk
 from kiko_model import movielens
 from kiko_model.movielens import FileRef, Movie, User
@@ -114,7 +115,7 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
                               output_config)
     # TFX partitions by a feature only for tf.Example protos; by bytes otherwise.
     as_proto = output_config.split_config.HasField("partition_feature_name")
-    skip = exec_properties[spec.MALFORMED_LINES_KEY] == spec.MALFORMED_SKIP
+    skip = exec_properties[spec.MALFORMED_LINES_KEY] == MALFORMED_SKIP
 
     parsed = (pipeline
               | "Chunks" >> beam.Create(chunks, reshuffle=True)

@@ -1,8 +1,6 @@
 """Component spec and option names of MovieLensExampleGen."""
 
 from components._tfx_internal import ExecutionParameter, FileBasedExampleGenSpec
-from components.movielens_example_gen.options import (  # noqa: F401  (re-exported)
-    MALFORMED_CHOICES, MALFORMED_FAIL, MALFORMED_SKIP)
 
 MALFORMED_LINES_KEY = "malformed_lines"
 
