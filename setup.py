@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     description="MovieLens rating prediction on TensorFlow Extended with a TFRS model.",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["kiko_model*", "components*", "pipeline*"]),
+    packages=find_packages(include=["kiko_model*", "kiko_data*", "components*", "pipeline*"]),
     package_data={"pipeline": ["schema/*.pbtxt"]},
     install_requires=[
         "tfx==1.16.0",
@@ -23,5 +23,5 @@ setup(
         "dill",
     ],
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["kiko=kiko_model.cli:main"]},
+    entry_points={"console_scripts": ["kiko=pipeline.cli:main"]},
 )

@@ -24,9 +24,9 @@ from tfx import v1 as tfx  # noqa: E402
 from components.movielens_example_gen.component import (  # noqa: E402
     locate_input, make_input_config)
 from kiko_model import features as fk  # noqa: E402
-from kiko_model import synthetic  # noqa: E402
+from kiko_data import synthetic  # noqa: E402
 from pipeline import configs  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
+from pipeline.kiko_pipeline import create_pipeline  # noqa: E402
 
 
 def main() -> None:

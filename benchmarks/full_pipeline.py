@@ -22,7 +22,7 @@ import psutil
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (first: imports kiko_model)
 
-from kiko_model import synthetic  # noqa: E402
+from kiko_data import synthetic  # noqa: E402
 from pipeline import configs  # noqa: E402
 
 REPO = os.path.dirname(common.HERE)

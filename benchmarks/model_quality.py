@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from kiko_model import features as fk
-from kiko_model import movielens, synthetic
+from kiko_data import movielens, synthetic
 from kiko_model.hparams import HParams
 
 HERE = Path(__file__).resolve().parent

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import List
 
-from kiko_model import synthetic
+from kiko_data import synthetic
 
 PIPELINE_NAME = "kiko"
 

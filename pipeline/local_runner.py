@@ -7,24 +7,17 @@ Also the pipeline file for the tfx CLI:
     tfx run create --engine local --pipeline_name kiko
 """
 
+import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
+
+import argparse
 import os
-import sys
+from typing import List, Optional
 
-# Run as a script, this file's folder is sys.path[0], where pipeline.py would shadow the
-# installed `pipeline` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import kiko_model  # noqa: E402,F401  (first: selects Keras 2 before TensorFlow loads)
-
-import argparse  # noqa: E402
-from typing import List, Optional  # noqa: E402
-
-from components.movielens_example_gen.options import (  # noqa: E402
+from components.movielens_example_gen.options import (
     MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_CHOICES, PARTITION_BY_RATING)
-from kiko_model import synthetic  # noqa: E402
-from kiko_model.hparams import HParams  # noqa: E402
-from pipeline import configs  # noqa: E402
+from kiko_data import synthetic
+from kiko_model.hparams import HParams
+from pipeline import configs
 
 
 def _split_ratio(text: str):
@@ -96,7 +89,7 @@ def build(args: argparse.Namespace):
     """The pipeline for these arguments (generating the embedded data set if it is used)."""
     from components.movielens_example_gen.component import (
         locate_input, make_input_config, make_output_config)
-    from pipeline.pipeline import create_pipeline
+    from pipeline.kiko_pipeline import create_pipeline
 
     paths = configs.Paths(configs.home_dir(args.home))
     data = configs.data_path(args.data)

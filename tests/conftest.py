@@ -11,7 +11,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from components.movielens_example_gen.options import MALFORMED_FAIL
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.movielens_example_gen.executor import Executor
-from kiko_model import synthetic
+from kiko_data import synthetic
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "pipeline", "schema", "schema.pbtxt")

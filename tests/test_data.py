@@ -10,7 +10,7 @@ from tfx.types import artifact_utils
 from components.movielens_example_gen.component import make_input_config
 from kiko_model import data
 from kiko_model import features as fk
-from kiko_model import movielens
+from kiko_data import movielens
 from tests.conftest import run_example_gen
 
 

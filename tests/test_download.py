@@ -1,4 +1,4 @@
-"""Tests of kiko_model.download against a loopback HTTP server serving generated zips."""
+"""Tests of kiko_data.download against a loopback HTTP server serving generated zips."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from kiko_model.download import (
+from kiko_data.download import (
     ML1M_MD5,
     ML1M_URL,
     ChecksumError,

@@ -16,8 +16,8 @@ from components.movielens_example_gen.component import (
 from components.movielens_example_gen.options import MALFORMED_SKIP, PARTITION_BY_USER
 from components.movielens_example_gen.example_encoder import RatingEncoder
 from kiko_model import features as fk
-from kiko_model import movielens
-from kiko_model.movielens import Movie, Rating, User
+from kiko_data import movielens
+from kiko_data.movielens import Movie, Rating, User
 from tests.conftest import run_example_gen as run_executor
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from kiko_model import features as fk
 from kiko_model import model as km
-from kiko_model import movielens, synthetic
+from kiko_data import movielens, synthetic
 from kiko_model.hparams import HParams
 
 # Small and quick, given as strings the way a CLI or pipeline config passes them.

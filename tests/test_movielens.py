@@ -1,4 +1,4 @@
-"""Tests of kiko_model.movielens on small files generated in the MovieLens-1M format."""
+"""Tests of kiko_data.movielens on small files generated in the MovieLens-1M format."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kiko_model.features import (
     RATINGS_FILE,
     USERS_FILE,
 )
-from kiko_model.movielens import (
+from kiko_data.movielens import (
     FileRef,
     LineError,
     Movie,

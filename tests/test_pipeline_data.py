@@ -12,7 +12,7 @@ from components.anomalies_gate.component import DataAnomaliesError, read_anomali
 from components.movielens_example_gen.component import locate_input, make_input_config
 from components.movielens_example_gen.spec import REJECTED_LINES_PROPERTY
 from kiko_model import features as fk
-from pipeline.pipeline import create_pipeline
+from pipeline.kiko_pipeline import create_pipeline
 from tests.conftest import SCHEMA_PATH
 
 pytestmark = pytest.mark.slow

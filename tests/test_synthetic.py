@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kiko_model import features
-from kiko_model import synthetic
+from kiko_data import synthetic
 
 SMALL = synthetic.GeneratorConfig.small()
 MEDIUM = synthetic.GeneratorConfig.scaled(100_000)

@@ -12,7 +12,7 @@ from components.movielens_example_gen import executor, spec
 from components.movielens_example_gen.options import (
     MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_BY_RATING, PARTITION_BY_USER, PARTITION_CHOICES)
 from kiko_model import features as fk
-from kiko_model import movielens
+from kiko_data import movielens
 
 
 

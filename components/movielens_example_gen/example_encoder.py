@@ -11,7 +11,7 @@ import struct
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from kiko_model import features as fk
-from kiko_model.movielens import Movie, Rating, User
+from kiko_data.movielens import Movie, Rating, User
 
 FeatureValue = Union[Sequence[int], Sequence[float], Sequence[bytes]]
 

@@ -17,8 +17,8 @@ from components.movielens_example_gen import spec
 from components.movielens_example_gen.example_encoder import RatingEncoder
 from components.movielens_example_gen.options import MALFORMED_SKIP
 from kiko_model import features as fk
-from kiko_model import movielens
-from kiko_model.movielens import FileRef, Movie, User
+from kiko_data import movielens
+from kiko_data.movielens import FileRef, Movie, User
 
 # Lines per unit of parallel work: ~20 units for ML-1M, enough to keep every worker busy.
 CHUNK_LINES = 50_000

@@ -209,7 +209,7 @@ def download(
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line: download (and extract) ml-1m.zip, then print the resulting path."""
     parser = argparse.ArgumentParser(
-        prog="python -m kiko_model.download",
+        prog="python -m kiko_data.download",
         description=(
             "Download MovieLens-1M from GroupLens into DEST, verify its checksum, extract it "
             "safely and print the extracted folder (or the zip with --no-extract). A zip already "

@@ -11,8 +11,8 @@ import sys
 from typing import List, Optional
 
 _COMMANDS = {
-    "download": ("kiko_model.download", "fetch ml-1m.zip, verify its checksum, extract safely"),
-    "generate": ("kiko_model.synthetic", "generate synthetic data in MovieLens-1M format"),
+    "download": ("kiko_data.download", "fetch ml-1m.zip, verify its checksum, extract safely"),
+    "generate": ("kiko_data.synthetic", "generate synthetic data in MovieLens-1M format"),
     "run": ("pipeline.local_runner", "run the pipeline locally (LocalDagRunner)"),
     "inspect": ("pipeline.inspect_metadata", "runs, artifacts, metrics, pushed model and lineage"),
 }

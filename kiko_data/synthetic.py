@@ -839,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: generate a synthetic ML-1M-format data set and print a summary."""
     defaults = GeneratorConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m kiko_model.synthetic",
+        prog="python -m kiko_data.synthetic",
         description="Generate synthetic MovieLens-1M-format data (ratings.dat, users.dat, "
                     "movies.dat, generator.json) with a known noise floor. Always regenerates.")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
