@@ -43,6 +43,9 @@ CATALOG_COLUMNS = (MOVIE_ID, TITLE, GENRES)
 ID_FEATURES = (USER_ID, MOVIE_ID)
 USER_SIDE_FEATURES = (GENDER, AGE, OCCUPATION, ZIP_PREFIX)
 MOVIE_SIDE_FEATURES = (TITLE, YEAR, GENRES)
+# Read for the catalog only: a title identifies its movie, nothing to learn beyond the movie's
+# own vector.
+NOT_MODEL_FEATURES = (TITLE,)
 
 # Number of leading characters of the zip code kept as ZIP_PREFIX.
 ZIP_PREFIX_LENGTH = 3

@@ -18,28 +18,44 @@ _FALSE = frozenset(("0", "false", "no", "off"))
 
 @dataclass(frozen=True)
 class HParams:
-    """Hyperparameters of the blended rating model (biased MF + item AutoRec)."""
+    """Hyperparameters of the blended rating model (biased MF + item and user AutoRec)."""
 
-    # Biased matrix factorisation with side features (trained first).
+    # Biased matrix factorisation with side features (trained first; the fallback for
+    # unknown users and movies).
     embedding_dim: int = 32
-    learning_rate: float = 3e-3
+    learning_rate: float = 4e-3
     lr_decay: float = 0.95  # multiplies the learning rate after every epoch
-    batch_size: int = 4096
-    epochs: int = 30  # most epochs; early stopping usually ends sooner
+    batch_size: int = 8192
+    epochs: int = 60  # most epochs; early stopping usually ends sooner
     l2_factors: float = 0.05  # per-example L2 on the user and movie factors (Surprise-SVD style)
     l2_biases: float = 0.01  # per-example L2 on the user and movie biases
     l2_side: float = 0.05  # per-example L2 on the side-feature vectors and biases
-    use_side_features: bool = True  # use users.dat / movies.dat features when the data has them
-    patience: int = 2  # epochs without a validation-RMSE gain before stopping
+    use_side_features: bool = True  # use the data's user and movie features when it has them
+    # Early stopping of every member: stop after `patience` epochs without a validation-RMSE
+    # gain of at least `min_delta`; the best epoch's weights are kept.
+    patience: int = 3
+    min_delta: float = 1e-4
 
-    # Item-based AutoRec (I-AutoRec), the second model of the blend.
-    blend: bool = True  # train the AutoRec and blend it with the MF on the validation part
+    # The blend: AutoRecs trained after the MF, blended on the validation part.
+    blend: bool = True
+    # Both AutoRecs: hidden units, most epochs, rows (movies, or users for U-AutoRec) and most
+    # ratings per step.
     autorec_units: int = 500
+    autorec_epochs: int = 100
+    autorec_batch_size: int = 256
+    autorec_batch_ratings: int = 131072
+    # Item-based AutoRec (I-AutoRec).
     autorec_learning_rate: float = 5e-3
     autorec_lr_decay: float = 0.95
-    autorec_weight_decay: float = 1.5e-4
-    autorec_batch_size: int = 256  # movies per step
-    autorec_epochs: int = 20
+    autorec_l2: float = 0.3  # per-entry L2 on the encoder and decoder rows of its columns
+    # User-based AutoRec (U-AutoRec).
+    user_autorec: bool = True
+    user_autorec_units: int = 200
+    user_autorec_learning_rate: float = 0.02
+    user_autorec_lr_decay: float = 0.95
+    user_autorec_l2: float = 0.5
+    # Blend weights that vary with the user's and the movie's number of training ratings.
+    blend_by_support: bool = True
     calibrate: bool = True  # fit a piecewise-linear calibration of the blend on validation
 
     validation_fraction: float = 0.05  # share of the train split carved out for validation
@@ -59,15 +75,16 @@ class HParams:
                 raise ValueError(f"HParams.{field.name} must be {expected.__name__}, "
                                  f"got {value!r}")
         positive = ("embedding_dim", "learning_rate", "batch_size", "epochs", "autorec_units",
-                    "autorec_learning_rate", "autorec_batch_size", "autorec_epochs")
+                    "autorec_learning_rate", "autorec_batch_size", "autorec_batch_ratings",
+                    "autorec_epochs", "user_autorec_units", "user_autorec_learning_rate")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"HParams.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("l2_factors", "l2_biases", "l2_side", "autorec_weight_decay", "patience",
-                     "seed"):
+        for name in ("l2_factors", "l2_biases", "l2_side", "autorec_l2", "user_autorec_l2",
+                     "patience", "min_delta", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HParams.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("lr_decay", "autorec_lr_decay"):
+        for name in ("lr_decay", "autorec_lr_decay", "user_autorec_lr_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"HParams.{name} must be in (0, 1], got {getattr(self, name)!r}")
         if not 0 < self.validation_fraction < 1:

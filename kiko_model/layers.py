@@ -1,12 +1,14 @@
-"""Small Keras layers of the rating model: id lookup, biased factorisation, item AutoRec.
+"""Small Keras layers of the rating model: id lookup, side features, factorisation, AutoRec.
 
 Every layer works on dense indices where 0 is the out-of-vocabulary (OOV) bucket. OOV rows are
 masked to zero, so an unknown user or movie contributes nothing but the biases that are known.
+Training touches only the table rows of the batch (gathers, whose gradients are sparse), so a
+step costs O(batch), never O(table): that is what keeps an epoch linear in the ratings.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -24,10 +26,15 @@ def _masked_gather(table: tf.Variable, index: tf.Tensor) -> tf.Tensor:
     return rows * mask
 
 
+def _constant(values: np.ndarray, name: str) -> tf.Variable:
+    """A non-trainable variable: saved in the checkpoint, not in the graph."""
+    return tf.Variable(values, trainable=False, name=name)
+
+
 class IdIndex(tf.keras.layers.Layer):
     """Raw int64 ids -> dense indices 1..n in vocabulary order; unknown ids -> 0 (OOV)."""
 
-    def __init__(self, vocabulary: Sequence[int], **kwargs):
+    def __init__(self, vocabulary, **kwargs):
         super().__init__(trainable=False, **kwargs)
         keys = tf.constant(np.asarray(vocabulary, dtype=np.int64))
         values = tf.range(1, len(vocabulary) + 1, dtype=tf.int64)
@@ -40,62 +47,59 @@ class IdIndex(tf.keras.layers.Layer):
 
 
 class SideFeatures(tf.keras.layers.Layer):
-    """Side features of an entity (user or movie) looked up by its index from training tables.
+    """Side features of an entity (user or movie), looked up by its index.
 
-    ``categorical`` maps a name to an int array [n_entities + 1] of category indices (0 =
-    unknown) and ``multi_hot`` (optional) is a float array [n_entities + 1, n_values] whose rows
-    are averaged over the values (genres). Each category has a vector and a bias; both are
-    L2-regularised per example by the owner, because unregularised side vectors overfit.
+    ``features`` maps a name to (row_splits [n_entities + 2], codes, vocabulary size): entity
+    index i has the category codes codes[row_splits[i]:row_splits[i + 1]] (index 0, the OOV
+    entity, none). Any feature (int or bytes, one value or several) is handled alike: it
+    contributes the mean of the vectors and biases of the entity's values. All features share
+    one table (each feature's codes offset into it), and each entity's values are padded to
+    the longest (weight 0), so a batch costs one dense gather whatever the features. The owner
+    L2-regularises the values an example uses (unregularised side vectors overfit).
     """
 
-    def __init__(self, categorical: dict, multi_hot: Optional[np.ndarray], dim: int,
+    def __init__(self, features: Mapping[str, Tuple[np.ndarray, np.ndarray, int]], dim: int,
                  seed: int, **kwargs):
         super().__init__(**kwargs)
-        self.names = sorted(categorical)
-        self.index_tables = {name: tf.constant(categorical[name].astype(np.int64))
-                             for name in self.names}
-        init = tf.keras.initializers.RandomNormal(stddev=0.01, seed=seed)
-        self.vectors, self.biases = {}, {}
+        self.names = sorted(features)
+        self.sizes = {name: int(features[name][2]) for name in self.names}
+        n_entities = len(features[self.names[0]][0]) - 1
+        codes, weights, owners, offset = [], [], [], 0
         for name in self.names:
-            size = int(categorical[name].max()) + 1
-            self.vectors[name] = self.add_weight(name=f"{name}_vector", shape=(size, dim),
-                                                 initializer=init)
-            self.biases[name] = self.add_weight(name=f"{name}_bias", shape=(size,),
-                                                initializer="zeros")
-        self.multi_hot = None
-        if multi_hot is not None:
-            rows = multi_hot.astype(np.float32)
-            counts = np.maximum(rows.sum(axis=1, keepdims=True), 1.0)
-            self.multi_hot = tf.constant(rows / counts)
-            self.multi_vector = self.add_weight(name="multi_vector",
-                                                shape=(rows.shape[1], dim), initializer=init)
-            self.multi_bias = self.add_weight(name="multi_bias", shape=(rows.shape[1],),
-                                              initializer="zeros")
-
-    def all_entities(self):
-        """(vector [n + 1, dim], bias [n + 1], squared norm [n + 1]) of every entity.
-
-        Computed for all entities at once (a few thousand rows), then gathered per example: one
-        gather per batch instead of one per side feature.
-        """
-        vector, bias, norm = 0.0, 0.0, 0.0
-        for name in self.names:
-            category = self.index_tables[name]
-            v = _masked_gather(self.vectors[name], category)
-            b = _masked_gather(self.biases[name], category)
-            vector, bias = vector + v, bias + b
-            norm = norm + tf.reduce_sum(tf.square(v), axis=-1) + tf.square(b)
-        if self.multi_hot is not None:
-            v = tf.matmul(self.multi_hot, self.multi_vector)
-            b = tf.linalg.matvec(self.multi_hot, self.multi_bias)
-            vector, bias = vector + v, bias + b
-            norm = norm + tf.reduce_sum(tf.square(v), axis=-1) + tf.square(b)
-        return vector, bias, norm
+            splits, feature_codes, size = features[name]
+            lengths = np.diff(splits)
+            owners.append(np.repeat(np.arange(n_entities), lengths))
+            codes.append(feature_codes.astype(np.int64) + offset)
+            weights.append(np.repeat(1.0 / np.maximum(lengths, 1), lengths))
+            offset += size
+        owner = np.concatenate(owners)
+        order = np.argsort(owner, kind="stable")
+        owner = owner[order]
+        counts = np.bincount(owner, minlength=n_entities)
+        slot = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        width = max(int(counts.max(initial=0)), 1)
+        padded_codes = np.zeros((n_entities, width), np.int32)
+        padded_weights = np.zeros((n_entities, width), np.float32)
+        padded_codes[owner, slot] = np.concatenate(codes)[order]
+        padded_weights[owner, slot] = np.concatenate(weights)[order]
+        self.codes = _constant(padded_codes, "codes")  # [n_entities, width]
+        self.value_weights = _constant(padded_weights, "value_weights")
+        self.vectors = self.add_weight(
+            name="vectors", shape=(offset, dim),
+            initializer=tf.keras.initializers.RandomNormal(stddev=0.01, seed=seed))
+        self.biases = self.add_weight(name="biases", shape=(offset,), initializer="zeros")
 
     def call(self, index: tf.Tensor):
-        """(vector [B, dim], bias [B], squared norm [B]) of the side features of ``index``."""
+        """(vector [..., dim], bias [...], L2 penalty [...]) of the side features of ``index``:
+        the penalty is the weighted sum of the squared vectors and biases of the values used."""
         index = tf.cast(index, tf.int64)
-        return tuple(tf.gather(table, index) for table in self.all_entities())
+        codes = tf.gather(self.codes, index)
+        weights = tf.gather(self.value_weights, index)
+        vectors, biases = tf.gather(self.vectors, codes), tf.gather(self.biases, codes)
+        norms = tf.reduce_sum(tf.square(vectors), axis=-1) + tf.square(biases)
+        return (tf.reduce_sum(vectors * weights[..., tf.newaxis], axis=-2),
+                tf.reduce_sum(biases * weights, axis=-1),
+                tf.reduce_sum(norms * weights, axis=-1))
 
 
 class BiasedFactorization(tf.keras.layers.Layer):
@@ -126,98 +130,126 @@ class BiasedFactorization(tf.keras.layers.Layer):
         self.user_side, self.movie_side = user_side, movie_side
         self.l2_factors, self.l2_biases, self.l2_side = l2_factors, l2_biases, l2_side
 
+    def _user(self, user_index):
+        p = _masked_gather(self.user_factors, user_index)
+        b = _masked_gather(self.user_bias, user_index)
+        penalty = self.l2_factors * tf.reduce_sum(tf.square(p), -1) + self.l2_biases * b * b
+        if self.user_side is not None:
+            s, sb, norm = self.user_side(user_index)
+            p, b, penalty = p + s, b + sb, penalty + self.l2_side * norm
+        return p, b, penalty
+
+    def _movie(self, movie_index):
+        q = _masked_gather(self.movie_factors, movie_index)
+        b = _masked_gather(self.movie_bias, movie_index)
+        penalty = self.l2_factors * tf.reduce_sum(tf.square(q), -1) + self.l2_biases * b * b
+        if self.movie_side is not None:
+            s, sb, norm = self.movie_side(movie_index)
+            q, b, penalty = q + s, b + sb, penalty + self.l2_side * norm
+        return q, b, penalty
+
     def call(self, user_index: tf.Tensor, movie_index: tf.Tensor):
         """(prediction [B], per-example L2 penalty [B])."""
-        p = _masked_gather(self.user_factors, user_index)
-        q = _masked_gather(self.movie_factors, movie_index)
-        bu = _masked_gather(self.user_bias, user_index)
-        bm = _masked_gather(self.movie_bias, movie_index)
-        penalty = (self.l2_factors * (tf.reduce_sum(tf.square(p), -1)
-                                      + tf.reduce_sum(tf.square(q), -1))
-                   + self.l2_biases * (tf.square(bu) + tf.square(bm)))
-        bias = self.global_mean + bu + bm
-        if self.user_side is not None:
-            s, b, norm = self.user_side(user_index)
-            p, bias, penalty = p + s, bias + b, penalty + self.l2_side * norm
-        if self.movie_side is not None:
-            s, b, norm = self.movie_side(movie_index)
-            q, bias, penalty = q + s, bias + b, penalty + self.l2_side * norm
-        return bias + tf.reduce_sum(p * q, axis=-1), penalty
+        p, bu, user_penalty = self._user(user_index)
+        q, bm, movie_penalty = self._movie(movie_index)
+        prediction = self.global_mean + bu + bm + tf.reduce_sum(p * q, axis=-1)
+        return prediction, user_penalty + movie_penalty
 
     def score_all(self, user_index: tf.Tensor) -> tf.Tensor:
         """Predictions [U, n_movies + 1] of users ``user_index`` [U] for every movie index."""
-        p = _masked_gather(self.user_factors, user_index)
-        bu = _masked_gather(self.user_bias, user_index)
-        every_movie = tf.range(tf.shape(self.movie_factors, out_type=tf.int64)[0])
-        q = _masked_gather(self.movie_factors, every_movie)
-        bm = _masked_gather(self.movie_bias, every_movie)
-        if self.user_side is not None:
-            s, b, _ = self.user_side(user_index)
-            p, bu = p + s, bu + b
-        if self.movie_side is not None:
-            s, b, _ = self.movie_side(every_movie)
-            q, bm = q + s, bm + b
+        p, bu, _ = self._user(user_index)
+        q, bm, _ = self._movie(tf.range(tf.shape(self.movie_factors, out_type=tf.int64)[0]))
         return (self.global_mean + bu[:, tf.newaxis] + bm[tf.newaxis, :]
                 + tf.matmul(p, q, transpose_b=True))
 
 
-class ItemAutoRec(tf.keras.layers.Layer):
-    """I-AutoRec (Sedhain et al. 2015): a movie's column of training ratings -> all users' ratings.
+class AutoRec(tf.keras.layers.Layer):
+    """AutoRec (Sedhain et al. 2015): a row's sparse vector of training ratings -> all its ratings.
 
-    code_m = sigmoid(r_m W + b) with r_m the sparse vector of the movie's training ratings over
-    users; rating(u, m) = <code_m, V_u> + c_u. Only observed entries are decoded (gathers, not a
-    dense [movies, users] product), which keeps an epoch at ML-1M size to ~1 GFLOP. After
-    training, `freeze_codes` stores every movie's code so that serving needs no rating matrix.
+    Rows are movies and columns users for I-AutoRec (each movie's column of the rating
+    matrix), the other way round for U-AutoRec. code_r = sigmoid(sum_c r_rc W_c + b) over the
+    row's observed ratings; rating(r, c) = <code_r, V_c> + d_c. The L2 penalty is per entry,
+    on the W_c and V_c rows it touches, so regularisation scales with the data like the
+    factorisation's. Training reconstructs the observed entries of batches of rows
+    (`reconstruct`); after training the owner stores every row's code (`codes`), so serving
+    needs no rating matrix.
     """
 
-    def __init__(self, n_users: int, n_movies: int, units: int, seed: int, **kwargs):
+    def __init__(self, n_rows: int, n_columns: int, units: int, seed: int, **kwargs):
         super().__init__(**kwargs)
-        limit = tf.keras.initializers.GlorotUniform(seed=seed)
-        self.n_users, self.n_movies = n_users, n_movies
-        self.encoder = self.add_weight(name="encoder", shape=(n_users + 1, units),
-                                       initializer=limit)
+        self.n_rows, self.n_columns = n_rows, n_columns
+        self.encoder = self.add_weight(
+            name="encoder", shape=(n_columns + 1, units),
+            initializer=tf.keras.initializers.GlorotUniform(seed=seed))
         self.encoder_bias = self.add_weight(name="encoder_bias", shape=(units,),
                                             initializer="zeros")
         self.decoder = self.add_weight(
-            name="decoder", shape=(n_users + 1, units),
+            name="decoder", shape=(n_columns + 1, units),
             initializer=tf.keras.initializers.GlorotUniform(seed=seed + 1))
-        self.decoder_bias = self.add_weight(name="decoder_bias", shape=(n_users + 1,),
+        self.decoder_bias = self.add_weight(name="decoder_bias", shape=(n_columns + 1,),
                                             initializer="zeros")
-        self.codes = self.add_weight(name="movie_codes", shape=(n_movies + 1, units),
+        self.codes = self.add_weight(name="codes", shape=(n_rows + 1, units),
                                      initializer="zeros", trainable=False)
 
-    def encode(self, ratings: tf.SparseTensor) -> tf.Tensor:
-        """Codes [B, units] of B movies' sparse rating vectors [B, n_users + 1]."""
+    def encode_sparse(self, ratings: tf.SparseTensor) -> tf.Tensor:
+        """Codes [R, units] of R rows' sparse rating vectors [R, n_columns + 1]."""
         return tf.sigmoid(tf.sparse.sparse_dense_matmul(ratings, self.encoder)
                           + self.encoder_bias)
 
-    def decode(self, codes: tf.Tensor, user_index: tf.Tensor) -> tf.Tensor:
-        """Ratings of users ``user_index`` [N] for the movies with ``codes`` [N, units]."""
-        user_index = tf.cast(user_index, tf.int64)
-        return (tf.reduce_sum(codes * tf.gather(self.decoder, user_index), axis=-1)
-                + tf.gather(self.decoder_bias, user_index))
+    def decode(self, codes: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
+        """Ratings of columns ``columns`` [N] for the rows whose codes are ``codes`` [N, units]."""
+        columns = tf.cast(columns, tf.int64)
+        return (tf.reduce_sum(codes * tf.gather(self.decoder, columns), axis=-1)
+                + tf.gather(self.decoder_bias, columns))
 
-    def decode_all(self, codes: tf.Tensor) -> tf.Tensor:
-        """Ratings [B, n_users + 1] of every user for the movies whose codes are ``codes``."""
+    def reconstruct(self, row_of_entry: tf.Tensor, columns: tf.Tensor, ratings: tf.Tensor,
+                    n_rows: tf.Tensor, dense: bool) -> tuple:
+        """(predictions [N], summed L2 penalty) of N observed entries of a batch of n_rows rows:
+        entry i is (row position row_of_entry[i], column columns[i], rating ratings[i]).
+
+        Sparse: only the encoder and decoder rows of the batch's columns are gathered (once
+        per distinct column: their gradients are already deduplicated rows) and the codes are
+        a sparse matmul, so no step allocates more than entries x units. Dense: matmuls over
+        every column, O(rows x columns x units) but much faster per value while the matrix is
+        dense enough. Both compute the same function.
+        """
+        if dense:
+            entries = tf.stack([row_of_entry, tf.cast(columns, tf.int64)], axis=1)
+            codes = self.encode_sparse(tf.SparseTensor(entries, ratings,
+                                                       [n_rows, self.n_columns + 1]))
+            full = tf.matmul(codes, self.decoder, transpose_b=True) + self.decoder_bias
+            counts = tf.math.bincount(columns, minlength=self.n_columns + 1, dtype=tf.float32)
+            penalty = tf.reduce_sum(counts * (tf.reduce_sum(tf.square(self.encoder), axis=-1)
+                                              + tf.reduce_sum(tf.square(self.decoder), axis=-1)))
+            return tf.gather_nd(full, entries), penalty
+        distinct, position = tf.unique(columns)
+        n_distinct = tf.shape(distinct, out_type=tf.int64)[0]
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(ratings), position, n_distinct)
+        encoder, decoder = tf.gather(self.encoder, distinct), tf.gather(self.decoder, distinct)
+        sparse = tf.SparseTensor(tf.stack([row_of_entry, tf.cast(position, tf.int64)], axis=1),
+                                 ratings, tf.stack([n_rows, n_distinct]))
+        codes = tf.sigmoid(tf.sparse.sparse_dense_matmul(sparse, encoder) + self.encoder_bias)
+        predictions = (tf.reduce_sum(tf.gather(codes, row_of_entry)
+                                     * tf.gather(decoder, position), axis=-1)
+                       + tf.gather(self.decoder_bias, columns))
+        penalty = tf.reduce_sum(counts * (tf.reduce_sum(tf.square(encoder), axis=-1)
+                                          + tf.reduce_sum(tf.square(decoder), axis=-1)))
+        return predictions, penalty
+
+    def call(self, row_index: tf.Tensor, column_index: tf.Tensor) -> tf.Tensor:
+        """Ratings from the frozen codes (valid for known rows and columns only)."""
+        return self.decode(tf.gather(self.codes, tf.cast(row_index, tf.int64)), column_index)
+
+    def score_rows(self, row_index: tf.Tensor) -> tf.Tensor:
+        """Ratings [R, n_columns + 1] of rows ``row_index`` for every column (frozen codes)."""
+        codes = tf.gather(self.codes, tf.cast(row_index, tf.int64))
         return tf.matmul(codes, self.decoder, transpose_b=True) + self.decoder_bias
 
-    def penalty(self) -> tf.Tensor:
-        return tf.reduce_sum(tf.square(self.encoder)) + tf.reduce_sum(tf.square(self.decoder))
-
-    def freeze_codes(self, ratings: tf.SparseTensor) -> None:
-        """Store the codes of all movies from the training matrix [n_movies + 1, n_users + 1]."""
-        self.codes.assign(self.encode(ratings))
-
-    def call(self, user_index: tf.Tensor, movie_index: tf.Tensor) -> tf.Tensor:
-        """Ratings from the frozen codes (valid for known users and movies only)."""
-        codes = tf.gather(self.codes, tf.cast(movie_index, tf.int64))
-        return self.decode(codes, user_index)
-
-    def score_all(self, user_index: tf.Tensor) -> tf.Tensor:
-        """Ratings [U, n_movies + 1] of users ``user_index`` for every movie (frozen codes)."""
-        user_index = tf.cast(user_index, tf.int64)
-        return (tf.matmul(tf.gather(self.decoder, user_index), self.codes, transpose_b=True)
-                + tf.gather(self.decoder_bias, user_index)[:, tf.newaxis])
+    def score_columns(self, column_index: tf.Tensor) -> tf.Tensor:
+        """Ratings [C, n_rows + 1] of every row for columns ``column_index`` (frozen codes)."""
+        column_index = tf.cast(column_index, tf.int64)
+        return (tf.matmul(tf.gather(self.decoder, column_index), self.codes, transpose_b=True)
+                + tf.gather(self.decoder_bias, column_index)[:, tf.newaxis])
 
 
 class RatedMovies(tf.keras.layers.Layer):
@@ -236,9 +268,8 @@ class RatedMovies(tf.keras.layers.Layer):
         pairs = np.unique(user_index * width + movie_index)  # sorted by user, then movie
         users, movies = pairs // width, pairs % width
         splits = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users + 1))])
-        self.row_splits = tf.Variable(splits.astype(np.int64), trainable=False,
-                                      name="row_splits")
-        self.movies = tf.Variable(movies.astype(np.int32), trainable=False, name="movies")
+        self.row_splits = _constant(splits.astype(np.int64), "row_splits")
+        self.movies = _constant(movies.astype(np.int32), "movies")
 
     def call(self, user_index: tf.Tensor, scores: tf.Tensor, fill: float) -> tf.Tensor:
         """``scores`` [U, n_movies + 1] with ``fill`` where user ``user_index[i]`` rated movie j."""

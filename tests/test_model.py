@@ -8,47 +8,55 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kiko_data import movielens, synthetic
+from kiko_model import data
 from kiko_model import features as fk
 from kiko_model import model as km
-from kiko_data import movielens, synthetic
 from kiko_model.hparams import HParams
+from kiko_model.layers import AutoRec
 
 # Small and quick, given as strings the way a CLI or pipeline config passes them.
-TINY_OVERRIDES = {"embedding_dim": "8", "autorec_units": "16", "batch_size": "256",
-                  "epochs": "12", "autorec_epochs": "6", "autorec_batch_size": "16",
-                  "learning_rate": "0.01", "patience": "3"}
+TINY_OVERRIDES = {"embedding_dim": "8", "autorec_units": "16", "user_autorec_units": "12",
+                  "batch_size": "256", "epochs": "12", "autorec_epochs": "6",
+                  "autorec_batch_size": "16",
+                  "learning_rate": "0.01", "autorec_learning_rate": "0.01",
+                  "user_autorec_learning_rate": "0.01", "patience": "3"}
 UNKNOWN_USER, UNKNOWN_MOVIE = 10_000_001, 10_000_002
 
 
-def _load(report: synthetic.GenerationReport) -> dict:
-    """The generated files, read with the project's parsers, as the model's in-memory dict."""
+def _load(report: synthetic.GenerationReport) -> data.Examples:
+    """The generated files, read with the project's parsers, as the model's in-memory data.
+
+    Occupations are given as names (bytes) and every fifth movie has no year, as the data
+    contract allows."""
     ratings = list(movielens.iter_ratings(
         movielens.split_lines(movielens.FileRef(report.ratings_path).read_text()),
         report.ratings_path))
     users = movielens.read_users(movielens.FileRef(report.users_path))
     movies = movielens.read_movies(movielens.FileRef(report.movies_path))
-    data = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
-            fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
-            fk.RATING: np.array([r.rating for r in ratings], np.float32),
-            fk.TIMESTAMP: np.array([r.timestamp for r in ratings], np.int64)}
-    user_rows = [users[r.user_id] for r in ratings]
-    movie_rows = [movies[r.movie_id] for r in ratings]
-    data[fk.GENDER] = np.array([u.gender.encode() for u in user_rows], object)
-    data[fk.AGE] = np.array([u.age for u in user_rows], np.int64)
-    data[fk.OCCUPATION] = np.array([u.occupation for u in user_rows], np.int64)
-    data[fk.ZIP_PREFIX] = np.array([u.zip_code[:fk.ZIP_PREFIX_LENGTH].encode()
-                                    for u in user_rows], object)
-    data[fk.YEAR] = np.array([m.year or 0 for m in movie_rows], np.int64)
-    data[fk.GENRES] = [tuple(g.encode() for g in m.genres) for m in movie_rows]
-    return data
+    columns = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
+               fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
+               fk.RATING: np.array([r.rating for r in ratings], np.float32),
+               fk.TIMESTAMP: np.array([r.timestamp for r in ratings], np.int64)}
+    user_ids, movie_ids = sorted(users), sorted(movies)
+    user_table = data.side_table(np.array(user_ids), {
+        fk.GENDER: [[users[u].gender.encode()] for u in user_ids],
+        fk.AGE: [[users[u].age] for u in user_ids],
+        fk.OCCUPATION: [[f"job {users[u].occupation}".encode()] for u in user_ids],
+        fk.ZIP_PREFIX: [[users[u].zip_code[:fk.ZIP_PREFIX_LENGTH].encode()] for u in user_ids]})
+    movie_table = data.side_table(np.array(movie_ids), {
+        fk.TITLE: [[movies[m].title.encode()] for m in movie_ids],
+        fk.YEAR: [[movies[m].year] if movies[m].year and m % 5 else [] for m in movie_ids],
+        fk.GENRES: [[g.encode() for g in movies[m].genres] for m in movie_ids]})
+    return data.in_canonical_order(data.Examples(columns, user_table, movie_table))
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     report = synthetic.generate(str(tmp_path_factory.mktemp("tiny")), synthetic.GeneratorConfig(
         n_users=60, n_movies=80, n_ratings=3000, seed=1))
-    data = _load(report)
-    train, test = km.split_validation(data, 0.1, seed=0)
+    examples = _load(report)
+    train, test = km.split_validation(examples, 0.1, seed=0)
     fit, val = km.split_validation(train, 0.1, seed=1)
     return fit, val, test
 
@@ -66,7 +74,7 @@ class _Recorder(tf.keras.callbacks.Callback):
         self.epochs = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append((epoch, dict(logs)))
+        self.epochs.append((self.model.name, epoch, dict(logs)))
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +83,22 @@ def recorder():
 
 
 @pytest.fixture(scope="module")
-def trained(splits, hparams, recorder):
+def trained(splits, hparams, recorder, tmp_path_factory):
     fit, val, _ = splits
-    return km.train_model(fit, val, hparams, callbacks=[recorder])
+    return km.train_model(fit, val, hparams, log_dir=str(tmp_path_factory.mktemp("logs")),
+                          callbacks=[recorder])
 
 
-def _ids_only(data: dict) -> dict:
-    return {k: data[k] for k in (fk.USER_ID, fk.MOVIE_ID, fk.RATING, fk.TIMESTAMP)}
+def _ids_only(examples: data.Examples) -> data.Examples:
+    return data.Examples(examples.columns)
 
 
 def _rmse(pred, labels) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - labels) ** 2)))
+
+
+def _member(trained, name):
+    return next(m for m in trained.model.members if m.name == name)
 
 
 # --- hyperparameters ----------------------------------------------------------------------------
@@ -106,68 +119,169 @@ def test_overrides_convert_strings_and_reject_bad_input():
 
 
 def test_overrides_reach_the_model(trained, hparams):
-    model = trained.model
-    assert model.mf.factorization.user_factors.shape[1] == hparams.embedding_dim == 8
-    assert model.autorec.autorec.encoder.shape[1] == hparams.autorec_units == 16
+    assert trained.model.member_names == [km.MF, km.ITEM_AUTOREC, km.USER_AUTOREC]
+    assert _member(trained, km.MF).factorization.user_factors.shape[1] == 8
+    assert _member(trained, km.ITEM_AUTOREC).autorec.encoder.shape[1] == 16
+    assert _member(trained, km.USER_AUTOREC).autorec.encoder.shape[1] == 12
 
 
-def test_vocabularies_come_from_the_training_data(trained, splits):
-    fit = splits[0]
+def test_vocabularies_and_side_features_come_from_the_training_data(trained, splits):
+    fit = splits[0].columns
     n_users, n_movies = len(np.unique(fit[fk.USER_ID])), len(np.unique(fit[fk.MOVIE_ID]))
-    factorization = trained.model.mf.factorization
+    factorization = _member(trained, km.MF).factorization
     assert factorization.user_factors.shape[0] == n_users + 1  # + the OOV row
     assert factorization.movie_factors.shape[0] == n_movies + 1
-    assert trained.model.autorec.autorec.decoder.shape[0] == n_users + 1
+    assert _member(trained, km.ITEM_AUTOREC).autorec.encoder.shape[0] == n_users + 1
+    assert _member(trained, km.USER_AUTOREC).autorec.encoder.shape[0] == n_movies + 1
+    # Every side feature of the data, whatever its type; the title only for the catalog.
+    assert factorization.user_side.names == sorted(fk.USER_SIDE_FEATURES)
+    assert factorization.movie_side.names == [fk.GENRES, fk.YEAR]
+    movies = splits[0].movies.aligned(np.unique(fit[fk.MOVIE_ID]))
+    n_genres = len(np.unique(movies.features[fk.GENRES].codes))
+    assert factorization.movie_side.sizes[fk.GENRES] >= n_genres
+    occupations = {v for u in np.unique(fit[fk.USER_ID])
+                   for v in splits[0].users.aligned([u]).features[fk.OCCUPATION].values_of(0)}
+    assert factorization.user_side.sizes[fk.OCCUPATION] == len(occupations)
+    assert factorization.user_side.vectors.shape[0] == sum(factorization.user_side.sizes.values())
+    assert trained.vocabularies.rating_range == (fit[fk.RATING].min(), fit[fk.RATING].max())
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+def test_autorec_dense_and_sparse_steps_compute_the_same_loss_and_gradients():
+    rng = np.random.default_rng(3)
+    n_rows, n_columns, n = 5, 7, 14
+    rows = np.repeat(np.arange(3), [5, 6, 3]).astype(np.int64)  # 3 rows of the batch
+    columns = np.concatenate([rng.choice(np.arange(1, n_columns + 1), k, replace=False)
+                              for k in (5, 6, 3)]).astype(np.int32)
+    ratings = rng.integers(1, 6, n).astype(np.float32)
+    autorec = AutoRec(n_rows, n_columns, units=4, seed=0)
+    results = []
+    for dense in (True, False):
+        with tf.GradientTape() as tape:
+            prediction, penalty = autorec.reconstruct(
+                tf.constant(rows), tf.constant(columns), tf.constant(ratings),
+                tf.constant(3, tf.int64), dense)
+            loss = tf.reduce_mean(tf.square(prediction - ratings)) + 0.1 * penalty
+        gradients = [tf.convert_to_tensor(g).numpy()
+                     for g in tape.gradient(loss, autorec.trainable_variables)]
+        results.append((prediction.numpy(), penalty.numpy(), gradients))
+    (dense_prediction, dense_penalty, dense_grads), (prediction, penalty, grads) = results
+    np.testing.assert_allclose(prediction, dense_prediction, rtol=1e-5)
+    np.testing.assert_allclose(penalty, dense_penalty, rtol=1e-5)
+    # The penalty counts each entry's encoder and decoder rows.
+    encoder, decoder = autorec.encoder.numpy(), autorec.decoder.numpy()
+    expected = sum(np.sum(encoder[c] ** 2) + np.sum(decoder[c] ** 2) for c in columns)
+    np.testing.assert_allclose(penalty, expected, rtol=1e-5)
+    for dense_grad, grad in zip(dense_grads, grads):
+        np.testing.assert_allclose(grad, dense_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_lazy_adam_updates_only_the_rows_of_the_batch():
+    table = tf.Variable(np.ones((4, 2), np.float32))
+    optimizer = km.LazyAdam(0.1)
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(table, [1, 1, 3]) ** 2)
+        optimizer.apply_gradients([(tape.gradient(loss, table), table)])
+    values = table.numpy()
+    np.testing.assert_array_equal(values[[0, 2]], 1.0)  # untouched rows, moments included
+    assert np.all(values[[1, 3]] < 1.0)
+    reference = tf.Variable(np.ones((4, 2), np.float32))
+    dense = tf.keras.optimizers.legacy.Adam(0.1)
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(reference, [1, 1, 3]) ** 2)
+        dense.apply_gradients([(tf.convert_to_tensor(tape.gradient(loss, reference)),
+                                reference)])
+    # Rows that get a gradient every step follow Adam exactly.
+    np.testing.assert_allclose(values[[1, 3]], reference.numpy()[[1, 3]], rtol=1e-6)
 
 
 # --- training -----------------------------------------------------------------------------------
 
-def test_loss_falls_and_history_is_reported(trained):
-    mf = [e for e in trained.history if e["stage"] == "mf"]
-    autorec = [e for e in trained.history if e["stage"] == "autorec"]
-    assert mf and autorec
-    assert mf[-1]["train_loss"] < 0.9 * mf[0]["train_loss"]
+def test_each_member_trains_with_early_stopping_and_reports_its_epochs(trained, hparams):
+    history = trained.history
+    assert [e["epoch"] for e in history] == list(range(1, len(history) + 1))
+    assert [m["name"] for m in trained.members] == trained.model.member_names
+    for member in trained.members:
+        entries = [e for e in history if e["stage"] == member["name"]]
+        assert len(entries) == member["epochs_run"] >= 1
+        assert member["epochs_run"] <= (hparams.epochs if member["name"] == km.MF
+                                        else hparams.autorec_epochs)
+        best = entries[member["best_epoch"] - 1]
+        assert member["val_rmse"] == best["val_rmse"] == min(e["val_rmse"] for e in entries)
+        assert member["seconds"] > 0
+        for entry in entries:
+            for key in ("train_loss", "val_loss", "val_rmse", "val_mae", "val_mse"):
+                assert np.isfinite(entry[key]), (key, entry)
+            assert entry["val_rmse"] == pytest.approx(entry["val_mse"] ** 0.5, rel=1e-5)
+        assert entries[-1]["train_loss"] < entries[0]["train_loss"]
+    mf = [e for e in history if e["stage"] == km.MF]
     assert min(e["val_rmse"] for e in mf) < mf[0]["val_rmse"]
-    assert [e["epoch"] for e in trained.history] == list(range(1, len(trained.history) + 1))
-    for entry in trained.history:
-        assert set(entry) >= {"epoch", "train_loss", "val_loss", "val_rmse", "val_mae"}
-        assert all(np.isfinite(entry[k]) for k in ("train_loss", "val_loss", "val_rmse"))
-    assert 1 <= trained.best_epoch <= len(mf)
-    assert len(trained.blend_weights) == 3
+    assert trained.blend["names"] == trained.model.member_names
+    assert len(trained.blend["weights"]) == 3 and len(trained.blend_weights) == 4
 
 
-def test_callbacks_see_every_epoch(trained, recorder):
-    assert [epoch for epoch, _ in recorder.epochs] == list(range(len(trained.history)))
-    for (_, logs), entry in zip(recorder.epochs, trained.history):
-        assert logs["loss"] == entry["train_loss"] and logs["val_rmse"] == entry["val_rmse"]
+def test_early_stopping_keeps_the_best_epoch(splits, hparams):
+    fit, val, _ = splits
+    # A learning rate so high that validation RMSE soon gets worse: training stops early
+    # and the best epoch's weights are the ones kept.
+    hp = dataclasses.replace(hparams, blend=False, learning_rate=0.3, epochs=30, patience=2)
+    result = km.train_model(fit, val, hp)
+    (member,) = result.members
+    assert member["epochs_run"] < 30
+    assert member["epochs_run"] == member["best_epoch"] + hp.patience
+    known = (result.vocabularies.user_index(val.columns[fk.USER_ID]) > 0) & (
+        result.vocabularies.movie_index(val.columns[fk.MOVIE_ID]) > 0)
+    mf = result.model.members[0]
+    index = km._indexed(val, result.vocabularies)
+    prediction = mf.clip(mf.predict_pairs(tf.constant(index["user_index"][known]),
+                                          tf.constant(index["movie_index"][known])))
+    assert _rmse(prediction, val.columns[fk.RATING][known]) == pytest.approx(
+        member["val_rmse"], abs=1e-5)
+
+
+def test_callbacks_and_tensorboard_see_every_epoch(trained, recorder, tmp_path_factory):
+    assert [(name, epoch) for name, epoch, _ in recorder.epochs] == [
+        (e["stage"], e["stage_epoch"] - 1) for e in trained.history]
+    for (_, _, logs), entry in zip(recorder.epochs, trained.history):
+        assert logs["loss"] == pytest.approx(entry["train_loss"])
+        assert logs["val_rmse"] == pytest.approx(entry["val_rmse"])
+        assert {"rmse", "mae", "mse", "val_rmse", "val_mae", "val_mse"} <= set(logs)
 
 
 def test_model_beats_the_global_mean_on_held_out_data(trained, splits):
     fit, _, test = splits
-    pred = km.predict(trained.model, test)
-    baseline = _rmse(np.full(len(test[fk.RATING]), fit[fk.RATING].mean()), test[fk.RATING])
-    assert _rmse(pred, test[fk.RATING]) < baseline
+    pred = km.predict(trained.model, test.columns)
+    labels = test.columns[fk.RATING]
+    baseline = _rmse(np.full(len(labels), fit.columns[fk.RATING].mean()), labels)
+    assert _rmse(pred, labels) < baseline
 
 
 def test_predictions_have_the_right_shape_and_are_clipped(trained, splits):
-    test = splits[2]
+    test = splits[2].columns
     pred = km.predict(trained.model, test)
     assert pred.dtype == np.float32 and pred.shape == test[fk.RATING].shape
     assert np.all(np.isfinite(pred))
-    # Extreme pairs: push the blend outside [1, 5] and check the clip holds.
+    # Extreme pairs: push the blend outside the rating range and check the clip holds.
     vocab = trained.vocabularies
     known = (vocab.user_index(test[fk.USER_ID]) > 0) & (vocab.movie_index(test[fk.MOVIE_ID]) > 0)
     assert known.sum() > 0.8 * len(known)
-    trained.model.blend_weights.assign([10.0, 1.0, 0.0])
+    weights = trained.model.blend_weights.numpy()
+    extreme = np.zeros_like(weights)
+    extreme[0] = 1.0
+    extreme[0, 0] = 10.0
+    trained.model.blend_weights.assign(extreme)
     try:
-        assert np.all(km.predict(trained.model, test)[known] == 5.0)
+        assert np.all(km.predict(trained.model, test)[known] == vocab.rating_range[1])
     finally:
-        trained.model.blend_weights.assign(list(trained.blend_weights))
+        trained.model.blend_weights.assign(weights)
     assert np.array_equal(km.predict(trained.model, test), pred)
 
 
 def test_unknown_ids_fall_back_to_the_known_biases(trained, splits):
-    model, fit = trained.model, splits[0]
+    model, fit = trained.model, splits[0].columns
     movie = fit[fk.MOVIE_ID][0]
     user = fit[fk.USER_ID][0]
     pred = km.predict(model, {fk.USER_ID: np.array([UNKNOWN_USER, UNKNOWN_USER + 7, user,
@@ -175,7 +289,7 @@ def test_unknown_ids_fall_back_to_the_known_biases(trained, splits):
                               fk.MOVIE_ID: np.array([movie, movie, UNKNOWN_MOVIE,
                                                      UNKNOWN_MOVIE])})
     assert np.all(np.isfinite(pred))
-    factorization = model.mf.factorization
+    factorization = _member(trained, km.MF).factorization
     vocab = trained.vocabularies
     u, m = vocab.user_index([user])[0], vocab.movie_index([movie])[0]
     mu = float(factorization.global_mean.numpy())
@@ -184,26 +298,40 @@ def test_unknown_ids_fall_back_to_the_known_biases(trained, splits):
     expected_unknown_user = mu + factorization.movie_bias.numpy()[m] + movie_side
     expected_unknown_movie = mu + factorization.user_bias.numpy()[u] + user_side
     np.testing.assert_allclose(pred, np.clip([expected_unknown_user, expected_unknown_user,
-                                              expected_unknown_movie, mu], 1, 5), atol=1e-5)
+                                              expected_unknown_movie, mu],
+                                             *vocab.rating_range), atol=1e-5)
 
 
-def test_ids_only_data_trains_and_is_deterministic(splits, hparams):
-    fit, val, test = (_ids_only(s) for s in splits)
+def test_ids_only_half_star_data_trains_deterministically_and_recommends(splits, hparams):
+    # Ratings-only data with half stars (ML-10M and later): no side features, the clip
+    # follows the ratings seen in training.
+    half = [dataclasses.replace(s, columns={**s.columns, fk.RATING: np.clip(
+        s.columns[fk.RATING] - 0.5 * (s.columns[fk.MOVIE_ID] % 2), 0.5, 5.0)})
+        for s in splits]
+    fit, val, test = (_ids_only(s) for s in half)
     hp = dataclasses.replace(hparams, epochs=4, autorec_epochs=2)
     first, second = km.train_model(fit, val, hp), km.train_model(fit, val, hp)
-    assert first.model.mf.factorization.user_side is None
+    assert first.model.members[0].factorization.user_side is None
+    assert first.vocabularies.rating_range == (0.5, 5.0)
     keys = ("train_loss", "val_loss", "val_rmse", "val_mae")
     for a, b in zip(first.history, second.history, strict=True):
         np.testing.assert_allclose([a[k] for k in keys], [b[k] for k in keys], rtol=1e-6)
-    np.testing.assert_allclose(km.predict(first.model, test), km.predict(second.model, test),
-                               atol=1e-6)
+    pred = km.predict(first.model, test.columns)
+    np.testing.assert_allclose(pred, km.predict(second.model, test.columns), atol=1e-6)
+    assert pred.min() >= 0.5 and pred.max() <= 5.0
     other = km.train_model(fit, val, dataclasses.replace(hp, seed=hp.seed + 1))
-    assert not np.allclose(km.predict(first.model, test), km.predict(other.model, test))
+    assert not np.allclose(pred, km.predict(other.model, test.columns))
+    recommended = first.model.recommend(tf.constant([int(fit.columns[fk.USER_ID][0])], tf.int64),
+                                        tf.constant(5))
+    assert recommended[fk.RECOMMENDED_MOVIE_IDS].shape == (1, 5)
+    assert set(recommended[fk.RECOMMENDED_MOVIE_IDS].numpy()[0]) <= set(
+        first.vocabularies.movie_ids)
 
 
 # --- export -------------------------------------------------------------------------------------
 
 def _example(data: dict, row: int, side: bool) -> bytes:
+    """A tf.Example of row ``row`` of ``data``; ``side``: with (arbitrary) side features."""
     feature = {
         fk.USER_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[data[fk.USER_ID][row]])),
         fk.MOVIE_ID: tf.train.Feature(
@@ -212,13 +340,11 @@ def _example(data: dict, row: int, side: bool) -> bytes:
         fk.TIMESTAMP: tf.train.Feature(
             int64_list=tf.train.Int64List(value=[data[fk.TIMESTAMP][row]])),
     }
-    if side:
-        for key in (fk.GENDER, fk.ZIP_PREFIX):
-            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data[key][row]]))
-        for key in (fk.AGE, fk.OCCUPATION, fk.YEAR):
-            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[data[key][row]]))
-        feature[fk.GENRES] = tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=list(data[fk.GENRES][row])))
+    if side:  # whatever the Example says, the model looks side features up by id
+        for key, value in ((fk.GENDER, b"F"), (fk.ZIP_PREFIX, b"123"), (fk.GENRES, b"Drama")):
+            feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        for key, value in ((fk.AGE, 25), (fk.OCCUPATION, 3), (fk.YEAR, 1999)):
+            feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -228,18 +354,19 @@ def exported(trained, tmp_path_factory):
     return tf.saved_model.load(export_dir)
 
 
-def _rated_by(fit: dict, val: dict, vocab) -> dict:
+def _rated_by(fit: data.Examples, val: data.Examples, vocab) -> dict:
     """Known user id -> set of known movie ids they rated in the train split (fit + val)."""
     rated = {}
-    for part in (fit, val):
+    for part in (fit.columns, val.columns):
         for user, movie in zip(part[fk.USER_ID], part[fk.MOVIE_ID]):
             if vocab.user_index([user])[0] and vocab.movie_index([movie])[0]:
                 rated.setdefault(int(user), set()).add(int(movie))
     return rated
 
 
-def _cold_start_order(fit: dict, val: dict, vocab) -> np.ndarray:
+def _cold_start_order(fit: data.Examples, val: data.Examples, vocab) -> np.ndarray:
     """Movie ids by damped mean rating, best first (ties: lower id first), in plain NumPy."""
+    fit, val = fit.columns, val.columns
     users = np.concatenate([fit[fk.USER_ID], val[fk.USER_ID]])
     movies = np.concatenate([fit[fk.MOVIE_ID], val[fk.MOVIE_ID]])
     ratings = np.concatenate([fit[fk.RATING], val[fk.RATING]]).astype(np.float64)
@@ -303,7 +430,7 @@ def test_recommend_clamps_k_and_pads_rows_without_enough_candidates(trained, spl
 
 
 def test_saved_model_signatures_match_the_in_memory_model(trained, splits, tmp_path):
-    test = dict(splits[2])
+    test = dict(splits[2].columns)
     for key in (fk.USER_ID, fk.MOVIE_ID):  # one unknown user and one unknown movie
         test[key] = test[key].copy()
     test[fk.USER_ID][0], test[fk.MOVIE_ID][1] = UNKNOWN_USER, UNKNOWN_MOVIE

@@ -44,27 +44,42 @@ def trained(small_examples, tmp_path_factory):
     return out
 
 
-def test_run_fn_writes_metrics_file_with_epochs_and_final_scores(trained):
+def test_run_fn_writes_metrics_file_with_epochs_members_and_final_scores(trained):
     with open(os.path.join(trained, "run", trainer.METRICS_FILE)) as f:
         report = json.load(f)
     assert report["hparams"]["embedding_dim"] == FAST["embedding_dim"]
-    mf_epochs = [h for h in report["history"] if h.get("stage", "mf") == "mf"]
-    assert 1 <= len(mf_epochs) <= FAST["epochs"]
-    for entry in mf_epochs:
-        for key in ("epoch", "train_loss", "val_loss", "val_rmse", "val_mae"):
-            assert np.isfinite(entry[key]), (key, entry)
+    names = [member["name"] for member in report["members"]]
+    assert names == [kiko.MF, kiko.ITEM_AUTOREC, kiko.USER_AUTOREC]
+    assert report["blend"]["names"] == names
+    assert report["blend_weights"] == [report["blend"]["intercept"], *report["blend"]["weights"]]
+    for member in report["members"]:
+        epochs = [h for h in report["history"] if h["stage"] == member["name"]]
+        assert len(epochs) == member["epochs_run"] <= FAST[
+            "epochs" if member["name"] == kiko.MF else "autorec_epochs"]
+        assert 1 <= member["best_epoch"] <= member["epochs_run"]
+        assert member["val_rmse"] == epochs[member["best_epoch"] - 1]["val_rmse"]
+        for entry in epochs:
+            for key in ("epoch", "train_loss", "val_loss", "val_rmse", "val_mae"):
+                assert np.isfinite(entry[key]), (key, entry)
+    assert report["best_epoch"] == report["members"][0]["best_epoch"]
     for split in ("train", "validation", "eval"):
         scores = report["final"][split]
         assert scores["examples"] > 0
         assert scores["rmse"] == pytest.approx(np.sqrt(scores["mse"]))
         assert 0 < scores["mae"] <= scores["rmse"] < 2.0
     assert "eval split is never seen in training" in report["protocol"]
-    # TensorBoard event files beside the metrics file, one scalar per epoch.
-    events = tf.io.gfile.glob(os.path.join(trained, "run", "events.out.tfevents.*"))
-    assert len(events) == 1
-    steps = {event.step for event in tf.compat.v1.train.summary_iterator(events[0])
-             for value in event.summary.value if value.tag == "val_rmse"}
-    assert len(steps) >= len(mf_epochs)
+
+
+def test_tensorboard_logs_every_epoch_of_every_member(trained):
+    with open(os.path.join(trained, "run", trainer.METRICS_FILE)) as f:
+        report = json.load(f)
+    for member in report["members"]:
+        events = tf.io.gfile.glob(os.path.join(trained, "run", member["name"], "validation",
+                                               "events.out.tfevents.*"))
+        assert len(events) == 1, member["name"]
+        steps = {event.step for event in tf.compat.v1.train.summary_iterator(events[0])
+                 for value in event.summary.value if value.tag == "epoch_rmse"}
+        assert steps == set(range(member["epochs_run"]))
 
 
 def test_exported_model_serves_examples_and_ids(trained, small_examples):
@@ -89,7 +104,8 @@ def test_saved_model_carries_the_catalog_of_training_movies(trained, small_movie
     catalog = kiko.read_movie_catalog(os.path.join(trained, "serving"))
     movies = movielens.read_movies(movielens.FileRef(small_movielens.movies_path))
     train = data.load_examples([os.path.join(
-        artifact_utils.get_split_uri([small_examples], fk.TRAIN_SPLIT), "*")])
+        artifact_utils.get_split_uri([small_examples], fk.TRAIN_SPLIT), "*")],
+        data.read_schema(SCHEMA_PATH)).columns
     assert sorted(catalog) == sorted(set(train[fk.MOVIE_ID].tolist()))
     for movie_id, (title, genres) in catalog.items():
         assert (title, genres) == (movies[movie_id].title, tuple(movies[movie_id].genres))
