@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiko_model import features as fk
 from kiko_data import movielens, synthetic
+from kiko_model import data
+from kiko_model import features as fk
 from kiko_model.hparams import HParams
 
 HERE = Path(__file__).resolve().parent
@@ -55,40 +56,43 @@ SPLIT_SEED = 42
 
 # --- data ---------------------------------------------------------------------------------------
 
-def load_ml1m_format(folder: str | os.PathLike) -> dict:
-    """ratings.dat (+ users.dat, movies.dat when present) as the in-memory dict the model takes."""
+def load_ml1m_format(folder: str | os.PathLike) -> data.Examples:
+    """ratings.dat (+ users.dat, movies.dat when present) as the model's in-memory examples."""
     folder = Path(folder)
     text = (folder / fk.RATINGS_FILE).read_bytes().replace(b"::", b"\t")
     frame = pd.read_csv(io.BytesIO(text), sep="\t", header=None,
                         names=[fk.USER_ID, fk.MOVIE_ID, fk.RATING, fk.TIMESTAMP])
-    data = {fk.USER_ID: frame[fk.USER_ID].to_numpy(np.int64),
-            fk.MOVIE_ID: frame[fk.MOVIE_ID].to_numpy(np.int64),
-            fk.RATING: frame[fk.RATING].to_numpy(np.float32),
-            fk.TIMESTAMP: frame[fk.TIMESTAMP].to_numpy(np.int64)}
+    columns = {fk.USER_ID: frame[fk.USER_ID].to_numpy(np.int64),
+               fk.MOVIE_ID: frame[fk.MOVIE_ID].to_numpy(np.int64),
+               fk.RATING: frame[fk.RATING].to_numpy(np.float32),
+               fk.TIMESTAMP: frame[fk.TIMESTAMP].to_numpy(np.int64)}
+    users = movies = data.SideTable()
     if (folder / fk.USERS_FILE).exists():
-        users = movielens.read_users(movielens.FileRef(str(folder / fk.USERS_FILE)))
-        rows = [users[u] for u in data[fk.USER_ID].tolist()]
-        data[fk.GENDER] = np.array([u.gender.encode() for u in rows], dtype=object)
-        data[fk.AGE] = np.array([u.age for u in rows], dtype=np.int64)
-        data[fk.OCCUPATION] = np.array([u.occupation for u in rows], dtype=np.int64)
-        data[fk.ZIP_PREFIX] = np.array([u.zip_code[:fk.ZIP_PREFIX_LENGTH].encode() for u in rows],
-                                       dtype=object)
+        table = movielens.read_users(movielens.FileRef(str(folder / fk.USERS_FILE)))
+        ids = sorted(table)
+        users = data.side_table(np.array(ids), {
+            fk.GENDER: [[table[u].gender.encode()] for u in ids],
+            fk.AGE: [[table[u].age] for u in ids],
+            fk.OCCUPATION: [[table[u].occupation] for u in ids],
+            fk.ZIP_PREFIX: [[table[u].zip_code[:fk.ZIP_PREFIX_LENGTH].encode()] for u in ids]})
     if (folder / fk.MOVIES_FILE).exists():
-        movies = movielens.read_movies(movielens.FileRef(str(folder / fk.MOVIES_FILE)))
-        rows = [movies[m] for m in data[fk.MOVIE_ID].tolist()]
-        data[fk.YEAR] = np.array([m.year or 0 for m in rows], dtype=np.int64)
-        data[fk.GENRES] = [tuple(g.encode() for g in m.genres) for m in rows]
-    return data
+        table = movielens.read_movies(movielens.FileRef(str(folder / fk.MOVIES_FILE)))
+        ids = sorted(table)
+        movies = data.side_table(np.array(ids), {
+            fk.TITLE: [[table[m].title.encode()] for m in ids],
+            fk.YEAR: [[table[m].year] if table[m].year else [] for m in ids],
+            fk.GENRES: [[g.encode() for g in table[m].genres] for m in ids]})
+    return data.Examples(columns, users, movies)
 
 
-def synthetic_data(folder: str) -> tuple[dict, dict]:
+def synthetic_data(folder: str) -> tuple[data.Examples, dict]:
     report = synthetic.ensure_generated(folder, synthetic.GeneratorConfig())
     info = {"name": "generated ML-1M size", "noise_floor_rmse": report.noise_floor_rmse,
             "noise_floor_mae": report.noise_floor_mae, "path": folder}
     return load_ml1m_format(folder), info
 
 
-def ml100k_data() -> tuple[dict, dict]:
+def ml100k_data() -> tuple[data.Examples, dict]:
     WORK.mkdir(parents=True, exist_ok=True)
     wheels = sorted(WORK.glob("recbole-1.2.1-*.whl"))
     if not wheels:
@@ -99,20 +103,21 @@ def ml100k_data() -> tuple[dict, dict]:
         text = archive.read(ML100K_MEMBER)
     frame = pd.read_csv(io.BytesIO(text), sep="\t")
     frame.columns = [c.split(":")[0] for c in frame.columns]
-    data = {fk.USER_ID: frame["user_id"].to_numpy(np.int64),
-            fk.MOVIE_ID: frame["item_id"].to_numpy(np.int64),
-            fk.RATING: frame["rating"].to_numpy(np.float32),
-            fk.TIMESTAMP: frame["timestamp"].to_numpy(np.int64)}
-    return data, {"name": "MovieLens-100K", "source": f"{RECBOLE}:{ML100K_MEMBER}"}
+    columns = {fk.USER_ID: frame["user_id"].to_numpy(np.int64),
+               fk.MOVIE_ID: frame["item_id"].to_numpy(np.int64),
+               fk.RATING: frame["rating"].to_numpy(np.float32),
+               fk.TIMESTAMP: frame["timestamp"].to_numpy(np.int64)}
+    return data.Examples(columns), {"name": "MovieLens-100K",
+                                    "source": f"{RECBOLE}:{ML100K_MEMBER}"}
 
 
-def split(data: dict) -> tuple[dict, dict]:
+def split(examples: data.Examples) -> tuple[data.Examples, data.Examples]:
     """The benchmark's fixed random 90/10 split (see the module docstring)."""
-    from kiko_model.model import _take
-    n = len(data[fk.RATING])
+    n = len(examples)
     perm = np.random.default_rng(SPLIT_SEED).permutation(n)
     test, train = np.sort(perm[:n // 10]), np.sort(perm[n // 10:])
-    return _take(data, train), _take(data, test)
+    return (data.in_canonical_order(data.take_rows(examples, train)),
+            data.take_rows(examples, test))
 
 
 # --- NumPy baselines ----------------------------------------------------------------------------
@@ -205,36 +210,40 @@ def _scores(pred: np.ndarray, labels: np.ndarray) -> dict:
     return {"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}
 
 
-def run_baseline(model, train, test) -> dict:
-    start = time.perf_counter()
+def run_baseline(model, train: data.Examples, test: data.Examples) -> dict:
+    train, test = train.columns, test.columns
+    start, cpu = time.perf_counter(), time.process_time()
     passes = model.fit(train)
     seconds = time.perf_counter() - start
     row = {"model": model.name, **_scores(model.predict(test), test[fk.RATING]),
-           "train_seconds": seconds,
+           "train_seconds": seconds, "train_cpu_seconds": time.process_time() - cpu,
            "examples_per_second": len(train[fk.RATING]) * passes / seconds}
     return row
 
 
-def run_kiko(hparams: HParams, train, test) -> dict:
+def run_kiko(hparams: HParams, train: data.Examples, test: data.Examples) -> dict:
     from kiko_model import model as kiko
     fit, val = kiko.split_validation(train, hparams.validation_fraction, hparams.seed)
+    cpu = time.process_time()
     result = kiko.train_model(fit, val, hparams)
     row = {"model": "kiko default" if hparams == HParams() else "kiko (overridden)",
-           **_scores(kiko.predict(result.model, test), test[fk.RATING]),
+           **_scores(kiko.predict(result.model, test.columns), test.columns[fk.RATING]),
            "train_seconds": result.train_seconds,
+           "train_cpu_seconds": time.process_time() - cpu,
            "examples_per_second": result.mf_examples_per_second,
            "val_rmse": result.val_rmse, "val_mae": result.val_mae,
-           "mf_best_epoch": result.best_epoch, "autorec_best_epoch": result.autorec_best_epoch,
-           "blend_weights": list(result.blend_weights),
-           "epochs_run": {s: sum(e["stage"] == s for e in result.history)
-                          for s in ("mf", "autorec")},
+           "members": result.members, "blend": result.blend,
            "timings": result.timings, "history": result.history}
-    if hparams.blend:
-        # The MF alone, from the same trained model, for the record.
-        index = kiko._indexed(test, result.vocabularies)
-        mf = kiko._clip(result.model.mf({k: index[k] for k in (kiko._USER_INDEX,
-                                                                kiko._MOVIE_INDEX)})).numpy()
-        row["mf_alone"] = _scores(mf, test[fk.RATING])
+    # Each member alone (known pairs; the blend's fallback elsewhere), for the record.
+    vocab, columns = result.vocabularies, test.columns
+    users, movies = vocab.user_index(columns[fk.USER_ID]), vocab.movie_index(columns[fk.MOVIE_ID])
+    known = (users > 0) & (movies > 0)
+    blended = kiko.predict(result.model, columns)
+    row["alone"] = {}
+    for member in result.model.members:
+        alone = member.clip(member.predict_pairs(users, movies)).numpy()
+        row["alone"][member.name] = _scores(np.where(known, alone, blended),
+                                            columns[fk.RATING])
     return row
 
 
@@ -254,9 +263,10 @@ def main(argv=None) -> int:
                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                "datasets": []}
     for name in args.datasets:
-        data, info = synthetic_data(args.synth_dir) if name == "synth" else ml100k_data()
-        train, test = split(data)
-        info.update(n_train=len(train[fk.RATING]), n_test=len(test[fk.RATING]), rows=[])
+        examples, info = synthetic_data(args.synth_dir) if name == "synth" else ml100k_data()
+        train, test = split(examples)
+        info.update(n_train=len(train), n_test=len(test), rows=[], load_average_at_start=[
+            round(x, 2) for x in os.getloadavg()])
         if "bias" in args.models:
             info["rows"].append(run_baseline(BiasOnly(), train, test))
         if "als" in args.models:
@@ -267,15 +277,21 @@ def main(argv=None) -> int:
         print(f"\n{info['name']}: {info['n_train']} train / {info['n_test']} test"
               + (f", noise floor RMSE {info['noise_floor_rmse']:.4f}"
                  if "noise_floor_rmse" in info else ""))
-        print(f"{'model':<22} {'RMSE':>7} {'MAE':>7} {'train s':>8} {'examples/s':>11}")
+        print(f"{'model':<22} {'RMSE':>7} {'MAE':>7} {'train s':>8} {'CPU s':>7} "
+              f"{'examples/s':>11}")
         for row in info["rows"]:
             print(f"{row['model']:<22} {row['rmse']:7.4f} {row['mae']:7.4f} "
-                  f"{row['train_seconds']:8.1f} {row['examples_per_second']:11.0f}")
-            if "mf_alone" in row:
-                print(f"{'  (its MF alone)':<22} {row['mf_alone']['rmse']:7.4f} "
-                      f"{row['mf_alone']['mae']:7.4f}   val {row['val_rmse']:.4f}, blend "
-                      f"{np.round(row['blend_weights'], 3).tolist()}, epochs "
-                      f"{row['epochs_run']}, phases "
+                  f"{row['train_seconds']:8.1f} {row['train_cpu_seconds']:7.1f} "
+                  f"{row['examples_per_second']:11.0f}")
+            for member in row.get("members", []):
+                alone = row["alone"][member["name"]]
+                print(f"{'  ' + member['name'] + ' alone':<22} {alone['rmse']:7.4f} "
+                      f"{alone['mae']:7.4f} {member['seconds']:8.1f}   val "
+                      f"{member['val_rmse']:.4f}, best epoch {member['best_epoch']} of "
+                      f"{member['epochs_run']}")
+            if "blend" in row:
+                weights = dict(zip(row["blend"]["names"], np.round(row["blend"]["weights"], 3)))
+                print(f"  blend {weights}, intercept {row['blend']['intercept']:.3f}; phases "
                       f"{ {k: round(v, 1) for k, v in row['timings'].items()} }")
         sys.stdout.flush()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -247,26 +247,32 @@ class _RatingRows:
         indices = np.stack([row, self.columns[lo:hi].astype(np.int64)], axis=1)
         return tf.SparseTensor(indices, self.ratings[lo:hi], [last - first, self.n_columns + 1])
 
-    def batches(self, max_rows: int, max_ratings: int, seed: int) -> Callable[[], Iterator]:
-        """A generator function: each call yields one epoch of row batches (a fresh seeded
-        permutation of the rows that have ratings), each at most ``max_rows`` rows and
-        ``max_ratings`` ratings (a row with more ratings goes alone)."""
+    def batches(self, max_rows: int, max_ratings: int, seed: int,
+                epochs: int) -> tuple[tf.data.Dataset, int]:
+        """(dataset of ``epochs`` x steps batches of rows, steps per epoch).
+
+        Every epoch cuts a fresh seeded permutation of the rows that have ratings into the
+        same number of equal batches: enough that they average at most ``max_rows`` rows and
+        ``max_ratings`` ratings (so a step's memory stays bounded whatever the size of the
+        data; Keras needs the same number of steps every epoch).
+        """
         rows = np.flatnonzero(self.counts).astype(np.int32)
-        epoch = iter(range(1 << 30))
+        total = int(self.counts.sum())
+        steps = max(-(-len(rows) // max_rows), -(-total // max_ratings), 1)
+        cuts = np.linspace(0, len(rows), steps + 1).round().astype(int)[1:-1]
+
+        def epoch_batches(epoch: int):
+            order = np.random.default_rng([seed, epoch]).permutation(rows)
+            for batch in np.split(order, cuts):
+                yield {_ROWS: batch}
 
         def generate():
-            order = np.random.default_rng([seed, next(epoch)]).permutation(rows)
-            counts = self.counts[order]
-            start, total = 0, 0
-            for i, count in enumerate(counts.tolist()):
-                if i > start and (i - start == max_rows or total + count > max_ratings):
-                    yield {_ROWS: order[start:i]}
-                    start, total = i, 0
-                total += count
-            if start < len(order):
-                yield {_ROWS: order[start:]}
+            for epoch in range(epochs):
+                yield from epoch_batches(epoch)
 
-        return generate
+        dataset = tf.data.Dataset.from_generator(
+            generate, output_signature={_ROWS: tf.TensorSpec([None], tf.int32)})
+        return dataset.prefetch(2), steps
 
 
 class AutoRecModel(Member):
@@ -600,16 +606,14 @@ class _EpochLog(tf.keras.callbacks.Callback):
                      self.seconds[-1])
 
 
-def _fit(member: Member, train: tf.data.Dataset, steps: Optional[int],
+def _fit(member: Member, train: tf.data.Dataset, steps: int,
          validation: tf.data.Dataset, epochs: int, learning_rate: float, decay: float,
          hparams: HParams, history: list, log_dir: Optional[str],
          callbacks: Sequence[tf.keras.callbacks.Callback]) -> dict:
     """Train ``member`` with Keras fit until its validation RMSE stops improving."""
     start = time.perf_counter()
-    # Several steps per call of Keras' training function save per-step overhead; Keras needs
-    # to know the steps of an epoch for that (the AutoRecs' batches vary, and are few).
-    member.compile(optimizer=LazyAdam(learning_rate),
-                   steps_per_execution=_STEPS_PER_EXECUTION if steps else 1)
+    # Several steps per call of Keras' training function save per-step overhead.
+    member.compile(optimizer=LazyAdam(learning_rate), steps_per_execution=_STEPS_PER_EXECUTION)
     epoch_log = _EpochLog(member.name, history)
     stopping = tf.keras.callbacks.EarlyStopping(
         monitor="val_rmse", mode="min", patience=hparams.patience, min_delta=hparams.min_delta,
@@ -664,11 +668,9 @@ def _train_autorec(name: str, item_based: bool, train: dict, val_batches, vocab:
                                         hparams.user_autorec_learning_rate,
                                         hparams.user_autorec_lr_decay, hparams.seed + 40)
     model = AutoRecModel(name, vocab, item_based, units, l2, seed, matrix)
-    generator = matrix.batches(hparams.autorec_batch_size, hparams.autorec_batch_ratings,
-                               seed + 1)
-    dataset = tf.data.Dataset.from_generator(
-        generator, output_signature={_ROWS: tf.TensorSpec([None], tf.int32)}).prefetch(2)
-    info = _fit(model, dataset, None, val_batches, hparams.autorec_epochs, rate, decay,
+    dataset, steps = matrix.batches(hparams.autorec_batch_size, hparams.autorec_batch_ratings,
+                                    seed + 1, hparams.autorec_epochs)
+    info = _fit(model, dataset, steps, val_batches, hparams.autorec_epochs, rate, decay,
                 hparams, history, log_dir, callbacks)
     model.freeze_codes()  # from the restored best weights
     model.matrix = None  # the rows were for training; serving decodes the frozen codes
