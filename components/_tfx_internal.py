@@ -2,18 +2,24 @@
 
 import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
 
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.example_gen.driver import FileBasedDriver
+from tfx.components.example_gen.utils import (
+    FINGERPRINT_PROPERTY_NAME, generate_output_split_names)
 from tfx.components.example_validator.executor import DEFAULT_FILE_NAME as ANOMALIES_FILE_NAME
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
-from tfx.types.component_spec import ExecutionParameter
-from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 __all__ = [
     "ANOMALIES_FILE_NAME",
     "BaseExampleGenExecutor",
     "BeamExecutorSpec",
-    "ExecutionParameter",
+    "FINGERPRINT_PROPERTY_NAME",
+    "FileBasedDriver",
     "FileBasedExampleGen",
-    "FileBasedExampleGenSpec",
+    "examples_utils",
+    "generate_output_split_names",
+    "write_split",
 ]

@@ -18,7 +18,7 @@ Columns = Dict[str, np.ndarray]
 
 # What a missing optional side feature parses to; a column that is all default is absent
 # from the data (e.g. no users.dat) and is dropped.
-_OPTIONAL_DEFAULTS = {fk.GENDER: b"", fk.ZIP_PREFIX: b"", fk.AGE: 0, fk.OCCUPATION: -1,
+_OPTIONAL_DEFAULTS = {fk.GENDER: b"", fk.ZIP_PREFIX: b"", fk.AGE: 0, fk.OCCUPATION: b"",
                       fk.YEAR: 0}
 _FEATURE_SPEC = {
     fk.USER_ID: tf.io.FixedLenFeature([], tf.int64),
@@ -28,7 +28,7 @@ _FEATURE_SPEC = {
     fk.GENDER: tf.io.FixedLenFeature([], tf.string, default_value=b""),
     fk.ZIP_PREFIX: tf.io.FixedLenFeature([], tf.string, default_value=b""),
     fk.AGE: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-    fk.OCCUPATION: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    fk.OCCUPATION: tf.io.FixedLenFeature([], tf.string, default_value=b""),
     fk.YEAR: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     fk.GENRES: tf.io.VarLenFeature(tf.string),
 }

@@ -19,7 +19,7 @@ DEFAULT_HOME = "kiko_home"
 DATA_ENV = "KIKO_DATA"
 HPARAMS_ENV = "KIKO_HPARAMS"  # comma-separated KEY=VALUE pairs
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")
 
 # The embedded default data set: generated in MovieLens-1M format at ML-1M's size.
 EMBEDDED_DATA = synthetic.GeneratorConfig()
@@ -29,6 +29,12 @@ EMBEDDED_DATA = synthetic.GeneratorConfig()
 # generated default data's noise floor is ~0.83 and real MovieLens models reach ~0.85-0.90.
 RMSE_UPPER_BOUND = 1.0
 MAX_RMSE_INCREASE = 0.01
+
+def schema_path(has_users: bool, has_movies: bool) -> str:
+    """The curated schema for data with (or without) a users file and a movies file."""
+    name = "ratings" + ("_users" if has_users else "") + ("_movies" if has_movies else "")
+    return os.path.join(SCHEMA_DIR, f"{name}.pbtxt")
+
 
 # Default train : eval hash buckets.
 SPLIT_BUCKETS = {"train": 9, "eval": 1}

@@ -8,12 +8,15 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
+import components.movielens_example_gen
+import kiko_data
 import kiko_model
 from components.anomalies_gate.component import AnomaliesGate
 from components.baseline_resolver.strategy import (
     CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
 from components.movielens_example_gen.component import MovieLensExampleGen
-from components.movielens_example_gen.options import MALFORMED_FAIL
+from components.movielens_example_gen.options import (
+    DEFAULT_MAX_REJECTED_FRACTION, MALFORMED_FAIL)
 from kiko_model import eval_config
 from kiko_model import features as fk
 from kiko_model.hparams import TRAINER_HPARAMS_KEY
@@ -21,15 +24,22 @@ from kiko_model.hparams import TRAINER_HPARAMS_KEY
 RUN_FN = "kiko_model.trainer.run_fn"
 
 
-def model_code_fingerprint() -> str:
-    """Hash of kiko_model's sources: the Trainer is cached by its inputs and configuration,
-    and `run_fn` is referenced by name, so a code change must show up in the configuration."""
+def code_fingerprint(*packages) -> str:
+    """Hash of the Python sources of `packages` (modules), subpackages included.
+
+    TFX caches an execution by its inputs and configuration, not by the code that runs it:
+    the Trainer's `run_fn` is referenced by name and ExampleGen's parsing lives in kiko_data,
+    so a code change must show up in their configuration to invalidate the cache.
+    """
     digest = hashlib.sha256()
-    package = os.path.dirname(os.path.abspath(kiko_model.__file__))
-    for name in sorted(os.listdir(package)):
-        if name.endswith(".py"):
-            with open(os.path.join(package, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
+    for package in packages:
+        root = os.path.dirname(os.path.abspath(package.__file__))
+        for folder, subfolders, names in sorted(os.walk(root)):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(n for n in names if n.endswith(".py")):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    digest.update(os.path.relpath(path, root).encode() + b"\0" + f.read())
     return digest.hexdigest()[:16]
 
 
@@ -44,6 +54,8 @@ def create_pipeline(
     input_config: Optional[example_gen_pb2.Input] = None,
     output_config: Optional[example_gen_pb2.Output] = None,
     malformed_lines: str = MALFORMED_FAIL,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
+    layout: str = "auto",
     hparams: Optional[Dict[str, Any]] = None,
     rmse_upper_bound: Optional[float] = None,
     max_rmse_increase: Optional[float] = None,
@@ -65,7 +77,10 @@ def create_pipeline(
                          "unless validate_only")
     example_gen = MovieLensExampleGen(
         input_base=input_base, input_config=input_config, output_config=output_config,
-        malformed_lines=malformed_lines).with_id(fk.EXAMPLE_GEN_ID)
+        malformed_lines=malformed_lines, max_rejected_fraction=max_rejected_fraction,
+        layout=layout,
+        code_version=code_fingerprint(components.movielens_example_gen, kiko_data),
+    ).with_id(fk.EXAMPLE_GEN_ID)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
         # Sketch-based top-k/uniques (TFDV's planned default) run ~10 % faster than the exact
@@ -78,7 +93,8 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"]).with_id(fk.EXAMPLE_VALIDATOR_ID)
     anomalies_gate = AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"]).with_id(fk.ANOMALIES_GATE_ID)
+        anomalies=example_validator.outputs["anomalies"],
+        examples=example_gen.outputs["examples"]).with_id(fk.ANOMALIES_GATE_ID)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate]
 
     if not validate_only:
@@ -87,7 +103,7 @@ def create_pipeline(
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
             custom_config={TRAINER_HPARAMS_KEY: dict(hparams or {}),
-                           "model_code": model_code_fingerprint()},
+                           "model_code": code_fingerprint(kiko_model)},
         ).with_id(fk.TRAINER_ID)
         model_trainer.add_upstream_node(anomalies_gate)
         model_resolver = tfx.dsl.Resolver(

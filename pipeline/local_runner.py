@@ -14,7 +14,9 @@ import os
 from typing import List, Optional
 
 from components.movielens_example_gen.options import (
-    MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_CHOICES, PARTITION_BY_RATING)
+    DEFAULT_MAX_REJECTED_FRACTION, MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_CHOICES,
+    PARTITION_BY_RATING)
+from kiko_data.movielens import AUTO, LAYOUT_CHOICES, LAYOUTS
 from kiko_data import synthetic
 from kiko_model.hparams import HParams
 from pipeline import configs
@@ -43,9 +45,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                     "SQLite ML Metadata, caching on).")
     parser.add_argument(
         "--data", default="",
-        help="ml-1m.zip, a folder holding ratings.dat (and users.dat/movies.dat), or a "
-             f"ratings file. Default: ${configs.DATA_ENV}, else the embedded synthetic "
-             "MovieLens-1M-format data set, generated once under HOME/data.")
+        help="a MovieLens release as zip or folder (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, "
+             "ml-32m, ml-latest), or a ratings file with its side files beside it; local or on "
+             "any filesystem TFX reads (gs://, s3://, hdfs://). Default: "
+             f"${configs.DATA_ENV}, else the embedded synthetic MovieLens-1M-format data set, "
+             "generated once under HOME/data.")
+    parser.add_argument(
+        "--layout", choices=LAYOUT_CHOICES, default=AUTO,
+        help="file layout of the data (default: detected from the file names; "
+             + "; ".join(f"{name}: {layout.releases}" for name, layout in LAYOUTS.items())
+             + ")")
     parser.add_argument(
         "--home", default="",
         help=f"folder for every output (pipeline root, metadata DB, serving folder, generated "
@@ -59,6 +68,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--malformed-lines", choices=MALFORMED_CHOICES, default=MALFORMED_FAIL,
                         help="fail at the first malformed line (default), or skip, count and "
                              "write them to rejected_lines/ in the Examples artifact")
+    parser.add_argument("--max-rejected-fraction", type=float,
+                        default=DEFAULT_MAX_REJECTED_FRACTION, metavar="FRACTION",
+                        help="with --malformed-lines skip, fail when more than this share of "
+                             "a file's lines is rejected (default "
+                             f"{DEFAULT_MAX_REJECTED_FRACTION:g})")
     parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model hyperparameter (repeatable), e.g. "
                              "--hparam embedding_dim=32 --hparam epochs=10; the names and "
@@ -89,6 +103,7 @@ def build(args: argparse.Namespace):
     """The pipeline for these arguments (generating the embedded data set if it is used)."""
     from components.movielens_example_gen.component import (
         locate_input, make_input_config, make_output_config)
+    from kiko_data.movielens.source import resolve_source
     from pipeline.kiko_pipeline import create_pipeline
 
     paths = configs.Paths(configs.home_dir(args.home))
@@ -96,7 +111,8 @@ def build(args: argparse.Namespace):
     if not data:
         data = synthetic.ensure_generated(
             paths.embedded_data_dir, configs.EMBEDDED_DATA).out_dir
-    input_base, pattern = locate_input(data)
+    source = resolve_source(data, args.layout)
+    input_base, pattern = locate_input(source)
     return create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=paths.pipeline_root,
@@ -104,7 +120,9 @@ def build(args: argparse.Namespace):
         input_config=make_input_config({"single_split": pattern}),
         output_config=make_output_config(args.split_ratio, args.partition_by),
         malformed_lines=args.malformed_lines,
-        schema_path=configs.SCHEMA_PATH,
+        max_rejected_fraction=args.max_rejected_fraction,
+        layout=args.layout,
+        schema_path=configs.schema_path(source.users is not None, source.movies is not None),
         metadata_path=paths.metadata_path,
         serving_dir=paths.serving_dir,
         hparams=args.hparams,

@@ -13,6 +13,7 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 from components.anomalies_gate.component import DataAnomaliesError
+from kiko_data.movielens import ml1m
 from kiko_model import features as fk
 from pipeline import configs
 from pipeline import inspect_metadata as inspect
@@ -116,9 +117,9 @@ def test_lineage_reaches_the_example_gen_input(home, store, small_movielens):
     gen = result["example_gen"]
     assert gen["node_id"] == fk.EXAMPLE_GEN_ID
     assert os.path.realpath(gen["input_base"]) == os.path.realpath(small_movielens.out_dir)
-    assert gen["input_patterns"] and fk.RATINGS_FILE in list(gen["input_patterns"].values())[0]
+    assert gen["input_patterns"] and ml1m.RATINGS_FILE in list(gen["input_patterns"].values())[0]
     assert result["examples"]["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
-    assert result["schema"]["schema_file"] == configs.SCHEMA_PATH
+    assert result["schema"]["schema_file"] == configs.schema_path(has_users=True, has_movies=True)
     trainer = result["trainer"]
     assert {k: str(v) for k, v in trainer["hparam_overrides"].items()} == \
         {k: str(v) for k, v in FAST_HPARAMS.items()}
@@ -211,7 +212,7 @@ def test_artifacts_of_the_run(home, store):
 def test_summary_of_a_run_stopped_by_data_anomalies(small_movielens, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(small_movielens.out_dir, data)
-    with open(data / fk.RATINGS_FILE, "a", encoding=fk.ML1M_ENCODING) as f:
+    with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
         f.write("1::1::7::978300760\n")
     home = str(tmp_path / "home")
     with pytest.raises(DataAnomaliesError):

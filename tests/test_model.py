@@ -10,7 +10,9 @@ import tensorflow as tf
 
 from kiko_model import features as fk
 from kiko_model import model as km
-from kiko_data import movielens, synthetic
+from kiko_data import synthetic
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model.hparams import HParams
 
 # Small and quick, given as strings the way a CLI or pipeline config passes them.
@@ -22,11 +24,9 @@ UNKNOWN_USER, UNKNOWN_MOVIE = 10_000_001, 10_000_002
 
 def _load(report: synthetic.GenerationReport) -> dict:
     """The generated files, read with the project's parsers, as the model's in-memory dict."""
-    ratings = list(movielens.iter_ratings(
-        movielens.split_lines(movielens.FileRef(report.ratings_path).read_text()),
-        report.ratings_path))
-    users = movielens.read_users(movielens.FileRef(report.users_path))
-    movies = movielens.read_movies(movielens.FileRef(report.movies_path))
+    source = resolve_source(report.out_dir)
+    ratings = list(read_ratings(source))
+    users, movies = read_side_records(source, "users"), read_side_records(source, "movies")
     data = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
             fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
             fk.RATING: np.array([r.rating for r in ratings], np.float32),
@@ -35,7 +35,7 @@ def _load(report: synthetic.GenerationReport) -> dict:
     movie_rows = [movies[r.movie_id] for r in ratings]
     data[fk.GENDER] = np.array([u.gender.encode() for u in user_rows], object)
     data[fk.AGE] = np.array([u.age for u in user_rows], np.int64)
-    data[fk.OCCUPATION] = np.array([u.occupation for u in user_rows], np.int64)
+    data[fk.OCCUPATION] = np.array([u.occupation.encode() for u in user_rows], object)
     data[fk.ZIP_PREFIX] = np.array([u.zip_code[:fk.ZIP_PREFIX_LENGTH].encode()
                                     for u in user_rows], object)
     data[fk.YEAR] = np.array([m.year or 0 for m in movie_rows], np.int64)
@@ -213,9 +213,9 @@ def _example(data: dict, row: int, side: bool) -> bytes:
             int64_list=tf.train.Int64List(value=[data[fk.TIMESTAMP][row]])),
     }
     if side:
-        for key in (fk.GENDER, fk.ZIP_PREFIX):
+        for key in (fk.GENDER, fk.ZIP_PREFIX, fk.OCCUPATION):
             feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data[key][row]]))
-        for key in (fk.AGE, fk.OCCUPATION, fk.YEAR):
+        for key in (fk.AGE, fk.YEAR):
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[data[key][row]]))
         feature[fk.GENRES] = tf.train.Feature(
             bytes_list=tf.train.BytesList(value=list(data[fk.GENRES][row])))
