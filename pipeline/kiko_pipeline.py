@@ -8,9 +8,9 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
-import components.movielens_example_gen
 import kiko_data
 import kiko_model
+from components import movielens_example_gen
 from components.anomalies_gate.component import AnomaliesGate
 from components.baseline_resolver.strategy import (
     CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
@@ -34,7 +34,7 @@ def code_fingerprint(*packages) -> str:
     digest = hashlib.sha256()
     for package in packages:
         root = os.path.dirname(os.path.abspath(package.__file__))
-        for folder, subfolders, names in sorted(os.walk(root)):
+        for folder, subfolders, names in os.walk(root):
             subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
             for name in sorted(n for n in names if n.endswith(".py")):
                 path = os.path.join(folder, name)
@@ -79,7 +79,7 @@ def create_pipeline(
         input_base=input_base, input_config=input_config, output_config=output_config,
         malformed_lines=malformed_lines, max_rejected_fraction=max_rejected_fraction,
         layout=layout,
-        code_version=code_fingerprint(components.movielens_example_gen, kiko_data),
+        code_version=code_fingerprint(movielens_example_gen, kiko_data),
     ).with_id(fk.EXAMPLE_GEN_ID)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],

@@ -32,6 +32,16 @@ def _split_ratio(text: str):
     return {"train": train, "eval": eval_}
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def _hparam(text: str):
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -68,7 +78,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--malformed-lines", choices=MALFORMED_CHOICES, default=MALFORMED_FAIL,
                         help="fail at the first malformed line (default), or skip, count and "
                              "write them to rejected_lines/ in the Examples artifact")
-    parser.add_argument("--max-rejected-fraction", type=float,
+    parser.add_argument("--max-rejected-fraction", type=_fraction,
                         default=DEFAULT_MAX_REJECTED_FRACTION, metavar="FRACTION",
                         help="with --malformed-lines skip, fail when more than this share of "
                              "a file's lines is rejected (default "
