@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, List, Optional
@@ -84,17 +85,26 @@ def _write_problem(error: OSError, path: str) -> str:
     return f"cannot write in {path} ({reason}): pass another --home (or ${configs.HOME_ENV})"
 
 
-def _no_space(path: str) -> str:
-    free = ""
-    existing = path
-    while existing and not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+def _free_mib(path: str) -> str:
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
     try:
-        free = f", {shutil.disk_usage(existing).free / 2**20:.1f} MiB free now"
+        return f"{shutil.disk_usage(path).free / 2**20:.1f} MiB free now"
     except OSError:
-        pass
-    return (f"no space left on the device holding {path}{free}: free some space or pass a "
-            f"--home on a larger disk; a re-run resumes from the cache")
+        return "free space unknown"
+
+
+def _no_space(path: str) -> str:
+    return (f"no space left on the device holding {path} ({_free_mib(path)}): free some space "
+            "or pass a --home on a larger disk; a re-run resumes from the cache")
+
+
+def _no_space_somewhere(home: str) -> str:
+    """For an error that arrived as text (a Beam worker's, SQLite's), which names no path."""
+    temp = tempfile.gettempdir()
+    return (f"no space left on a device the run writes to: home {home} ({_free_mib(home)}), "
+            f"temp folder {temp} ({_free_mib(temp)}): free some space or pass a --home on a "
+            "larger disk; a re-run resumes from the cache")
 
 
 def prepare_home(home: str) -> None:
@@ -146,7 +156,7 @@ def describe_failure(error: BaseException, home: str) -> Optional[str]:
             return _write_problem(link, link.filename or home)
     text = "\n".join(str(link) for link in _chain(error))
     if any(marker in text for marker in _NO_SPACE_TEXT):
-        return _no_space(home)
+        return _no_space_somewhere(home)
     if any(marker in text for marker in _READ_ONLY_TEXT):
         return (f"cannot write under home {home} (a read-only file system or read-only files): "
                 f"pass a writable --home (or ${configs.HOME_ENV}), or fix its permissions")

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -240,14 +241,17 @@ def test_full_disk_is_described_with_the_home(tmpfs):
                 f.write(b"\0" * 4096)
                 f.flush()
     assert full.value.errno == errno.ENOSPC
-    # As an OSError in this process, and as text from a Beam worker or SQLite.
-    for error in (full.value,
-                  RuntimeError("OSError: [Errno 28] No space left on device [while running "
+    # As an OSError in this process (a failed write names no file: the home); as text from a
+    # Beam worker or SQLite: the home and the temp folder, where the run writes.
+    message = run_guard.describe_failure(full.value, str(home))
+    assert message.startswith(f"no space left on the device holding {home} (0.0 MiB free now)")
+    assert "MiB free now" in message and "--home" in message
+    for error in (RuntimeError("OSError: [Errno 28] No space left on device [while running "
                                "'WriteSplit[train]/Write/Write/WriteImpl/WriteBundles']"),
                   RuntimeError("Cannot commit: database or disk is full")):
         message = run_guard.describe_failure(error, str(home))
-        assert message.startswith("no space left on the device holding")
-        assert str(home) in message and "--home" in message
+        assert message.startswith(f"no space left on a device the run writes to: home {home} (")
+        assert f"temp folder {tempfile.gettempdir()}" in message and "--home" in message
     assert run_guard.describe_failure(ValueError("no examples"), str(home)) is None
 
 
@@ -334,9 +338,9 @@ def test_unfinished_executions_are_failed_and_their_folders_removed(tmp_path):
     assert run_guard.recover_interrupted_runs(metadata_path, str(root)) == []
 
 
-def test_runner_uses_the_run_id_it_was_given(tmp_path):
-    """The runner's run id is the pipeline_run context TFX records; a compile-only run (the tfx
-    CLI's `pipeline create`) does not start."""
+def test_runner_uses_the_run_id_it_was_given(tmp_path, capsys):
+    """The runner's run id is the pipeline_run context TFX records and the run its summary
+    describes; a compile-only run (the tfx CLI's `pipeline create`) does not start."""
     from tfx import v1 as tfx
     from tfx.tools.cli.handler import local_dag_runner_patcher
 
@@ -358,6 +362,13 @@ def test_runner_uses_the_run_id_it_was_given(tmp_path):
     runner.run(pipeline)
     assert runner.started
     assert run_guard.latest_run_id(metadata_path) == "run-under-test"
+    capsys.readouterr()
+    run_guard.print_summary(metadata_path, "run-under-test")
+    assert re.search(r"^  run +run-under-test$", capsys.readouterr().out, re.MULTILINE)
+    run_guard.print_summary(metadata_path, "another-run")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "is run-under-test, not this runner's run another-run" in captured.err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,5 +573,5 @@ def test_full_disk_during_a_run_is_one_line_naming_the_home(small_movielens, tmp
     code, out, err = runner.finish(timeout=600)
     assert code == run_guard.EXIT_ENVIRONMENT, err[-3000:]
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"kiko: no space left on the device holding {home}")
+    assert last.startswith(f"kiko: no space left on a device the run writes to: home {home} (")
     assert "status         FAILED at " in out
