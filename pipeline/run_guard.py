@@ -75,7 +75,7 @@ def _write_problem(error: OSError, path: str) -> str:
     """One line for a failed write under `path`: why, and what to do."""
     reason = error.strerror or str(error)
     if error.errno == errno.EROFS:
-        return (f"{path} is on a read-only file system ({reason}): pass a writable --home "
+        return (f"{path} is on a read-only file system: pass a writable --home "
                 f"(or ${configs.HOME_ENV}), or remount it read-write")
     if error.errno in (errno.EACCES, errno.EPERM):
         return (f"no permission to write in {path} ({reason}): pass a --home you can write to "
