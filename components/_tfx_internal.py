@@ -1,4 +1,5 @@
-"""The one place that imports TFX internals (not part of `tfx.v1`) used by kiko's components."""
+"""The one place that imports TFX internals (not part of `tfx.v1`): for kiko's components, and
+for the run guard (pipeline/run_guard.py: its own run id, marking a killed run's executions)."""
 
 import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
 
@@ -10,16 +11,26 @@ from tfx.components.example_gen.utils import (
     FINGERPRINT_PROPERTY_NAME, generate_output_split_names)
 from tfx.components.example_validator.executor import DEFAULT_FILE_NAME as ANOMALIES_FILE_NAME
 from tfx.components.util import examples_utils
+from tfx.dsl.compiler.constants import PIPELINE_RUN_ID_PARAMETER_NAME
 from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
+from tfx.orchestration.metadata import Metadata
+from tfx.orchestration.portable.execution_publish_utils import publish_failed_execution
+from tfx.orchestration.portable.runtime_parameter_utils import substitute_runtime_parameter
+from tfx.proto.orchestration.execution_result_pb2 import ExecutorOutput
 
 __all__ = [
     "ANOMALIES_FILE_NAME",
     "BaseExampleGenExecutor",
     "BeamExecutorSpec",
+    "ExecutorOutput",
     "FINGERPRINT_PROPERTY_NAME",
     "FileBasedDriver",
     "FileBasedExampleGen",
+    "Metadata",
+    "PIPELINE_RUN_ID_PARAMETER_NAME",
     "examples_utils",
     "generate_output_split_names",
+    "publish_failed_execution",
+    "substitute_runtime_parameter",
     "write_split",
 ]

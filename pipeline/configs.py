@@ -59,6 +59,11 @@ class Paths:
         return os.path.join(self.home, "serving_model")
 
     @property
+    def lock_path(self) -> str:
+        """Held (flock) by the one runner using this home; names its pid, host and run."""
+        return os.path.join(self.home, "run.lock")
+
+    @property
     def embedded_data_dir(self) -> str:
         return os.path.join(self.home, "data", "synthetic-ml1m")
 

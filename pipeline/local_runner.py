@@ -10,7 +10,7 @@ Also the pipeline file for the tfx CLI:
 import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
 
 import argparse
-import os
+import sys
 from typing import List, Optional
 
 from components.movielens_example_gen.options import (
@@ -20,6 +20,7 @@ from kiko_data.movielens import AUTO, LAYOUT_CHOICES, LAYOUTS
 from kiko_data import synthetic
 from kiko_model.hparams import HParams
 from pipeline import configs
+from pipeline import run_guard
 
 
 def _split_ratio(text: str):
@@ -100,6 +101,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0,
                         help="Beam DirectRunner worker processes (default 0: one per core)")
     parser.add_argument("--no-cache", action="store_true", help="disable TFX caching")
+    parser.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="one run per home at a time: wait up to SECONDS for another run "
+                             "in the same home to finish (default 0: refuse at once, exit "
+                             f"status {run_guard.EXIT_BUSY})")
     args = parser.parse_args(argv)
     try:
         args.hparams = dict(_hparam(text) for text in configs.env_hparams() + args.hparam)
@@ -144,32 +149,37 @@ def build(args: argparse.Namespace):
     )
 
 
-def _run_count(metadata_path: str) -> int:
-    from pipeline import inspect_metadata
-
-    if not os.path.exists(metadata_path):
-        return 0
-    return len(inspect_metadata.list_runs(inspect_metadata.open_store(metadata_path)))
-
-
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[List[str]] = None) -> int:
+    """Runs the pipeline; 0 when it ran (a gate that stopped it raises), 2 for a problem of the
+    machine or a path, 75 when another run holds the home."""
     args = parse_args(argv)
     from absl import logging as absl_logging
-    from tfx import v1 as tfx
-
-    from pipeline import inspect_metadata
 
     absl_logging.set_verbosity(absl_logging.INFO)
-    metadata_path = configs.Paths(configs.home_dir(args.home)).metadata_path
-    runs_before = _run_count(metadata_path)
+    paths = configs.Paths(configs.home_dir(args.home))
     try:
-        tfx.orchestration.LocalDagRunner().run(build(args))
-    finally:
-        # The tfx CLI's `pipeline create` only compiles this file: then no run was added.
-        if _run_count(metadata_path) > runs_before:
-            print(flush=True)
-            inspect_metadata.main(["--metadata", metadata_path])
+        run_guard.check_data(configs.data_path(args.data),
+                             "--data" if args.data else f"${configs.DATA_ENV}")
+        with run_guard.guarded_home(paths, args.lock_wait) as run_id:
+            runner = run_guard.local_dag_runner(run_id)
+            try:
+                runner.run(build(args))
+            finally:
+                # The tfx CLI's `pipeline create` only compiles this file: then nothing ran.
+                if runner.started:
+                    print(flush=True)
+                    run_guard.print_summary(paths.metadata_path, run_id)
+    except run_guard.EnvironmentProblem as problem:
+        print(f"kiko: {problem}", file=sys.stderr)
+        return problem.exit_code
+    except Exception as error:
+        message = run_guard.describe_failure(error, paths.home)
+        if message is None:
+            raise
+        print(f"kiko: {message}", file=sys.stderr)
+        return run_guard.EXIT_ENVIRONMENT
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
