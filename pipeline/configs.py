@@ -7,7 +7,7 @@ import os
 import posixpath
 import shlex
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 from kiko_data import synthetic
 
