@@ -19,6 +19,9 @@ replaces the rest of the translation where it falls short:
 5. Side inputs: each use of a side input computed its whole bag again inside the task (a file
    sink's initialisation ran once per use, each with its own temp folder). A side input is now
    one dask value, computed once and handed to every partition that reads it.
+6. GroupByKey handed over the very objects it grouped. Values now cross it encoded by their
+   coder, as at any Beam shuffle: a CombineFn may change the accumulators it merges, and TFDV's
+   finalized sketches then failed to travel to another worker (StatisticsGen at 1M ratings).
 
 Besides: CombinePerKey is combined per bundle before its shuffle (as the DirectRunner does),
 Create spreads its values over the cluster's worker threads, each run closes its client, and a
@@ -34,7 +37,7 @@ import apache_beam as beam
 import dask
 import dask.bag as db
 import dask.distributed as ddist
-from apache_beam import pvalue
+from apache_beam import coders, pvalue
 from apache_beam.internal import pickler
 from apache_beam.io import iobase
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
@@ -122,6 +125,14 @@ def _concat(parts) -> list:
     return list(itertools.chain.from_iterable(parts))
 
 
+def _encode_values(pairs, coder) -> list:
+    return [(key, coder.encode(value)) for key, value in pairs]
+
+
+def _decode_values(groups, coder) -> list:
+    return [(key, [coder.decode(value).value for value in values]) for key, values in groups]
+
+
 def _length(elements) -> list:
     return [len(elements)]
 
@@ -165,7 +176,7 @@ class _Translator(PipelineVisitor):
         elif isinstance(transform, dask_overrides._Read):
             bag = self._read(node.full_label, transform.source)
         elif isinstance(transform, dask_overrides._GroupByKeyOnly):
-            bag = stock.GroupByKey(node).apply(self._bag(main[0]))
+            bag = self._group_by_key(node, main[0])
         elif isinstance(transform, dask_overrides._Flatten):
             bag = (db.concat([self._bag(pc) for pc in main]) if main
                    else db.from_sequence([], npartitions=1))
@@ -191,6 +202,13 @@ class _Translator(PipelineVisitor):
                 bag = bag.map_partitions(_select, tag)
             self._pcoll_bags[pcoll] = bag
         return self._pcoll_bags[pcoll]
+
+    def _group_by_key(self, node: AppliedPTransform, pcoll: pvalue.PCollection):
+        """Beam's GroupByKey translation, with the values encoded by their coder on the way
+        (gap 6): what comes out is a fresh copy."""
+        value_coder = coders.registry.get_coder(pcoll.element_type).coders()[1]
+        encoded = self._bag(pcoll).map_partitions(_encode_values, value_coder)
+        return stock.GroupByKey(node).apply(encoded).map_partitions(_decode_values, value_coder)
 
     def _whole(self, pcoll: pvalue.PCollection):
         """A PCollection as one dask value (a list), computed once for all its readers.

@@ -8,6 +8,7 @@ no runner feature under test (no side input, no finish_bundle, one file per elem
 
 import os
 import uuid
+from typing import Tuple
 
 import apache_beam as beam
 import pytest
@@ -225,3 +226,39 @@ def test_the_run_closes_its_client(scheduler):
     result = p.run()
     assert result.wait_until_finish() == "DONE"
     assert result.client.status == "closed"
+
+
+
+class _Marked:
+    def __init__(self, decoded=False):
+        self.decoded = decoded
+
+
+class _MarkedCoder(beam.coders.Coder):
+    """Marks what it decodes: shows whether a value went through its coder."""
+
+    def encode(self, value):
+        return b""
+
+    def decode(self, encoded):
+        return _Marked(decoded=True)
+
+    def is_deterministic(self):
+        return True
+
+
+beam.coders.registry.register_coder(_Marked, _MarkedCoder)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_values_cross_a_group_by_key_through_their_coder(runner, scheduler, tmp_path):
+    """As at any Beam shuffle: what leaves it is a fresh copy. Dask would hand over the very
+    objects, and a CombineFn may change the accumulators it merges (TFDV finalizes its
+    sketches, which then fail to travel to another worker: StatisticsGen at 1M ratings)."""
+    probe, folder = _probe(tmp_path, "decoded")
+    with beam.Pipeline(options=_options(runner, scheduler)) as p:
+        _ = (p | beam.Create([("k", 0)] * 3)
+             | beam.Map(lambda kv: (kv[0], _Marked())).with_output_types(Tuple[str, _Marked])
+             | beam.GroupByKey()
+             | beam.MapTuple(lambda key, values: [v.decoded for v in values]) | probe)
+    assert _probed(folder) == [[True, True, True]]
