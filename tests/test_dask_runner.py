@@ -12,6 +12,7 @@ from typing import Tuple
 
 import apache_beam as beam
 import pytest
+from dask import distributed
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
@@ -25,7 +26,6 @@ RUNNERS = [configs.DASK_RUNNER,
 
 @pytest.fixture(scope="module")
 def scheduler():
-    distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
