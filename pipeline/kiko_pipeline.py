@@ -23,6 +23,14 @@ from kiko_model.hparams import TRAINER_HPARAMS_KEY
 
 RUN_FN = "kiko_model.trainer.run_fn"
 
+# How the Evaluator's baseline is resolved: the latest blessed model other than the candidate
+# (kiko's PreviousBlessedModelStrategy), or TFX's LatestBlessedModelStrategy, the only one the
+# Kubeflow v2 compiler accepts: there an identical re-run compares the cached candidate with
+# itself, so the Evaluator and the Pusher run again.
+BASELINE_PREVIOUS_BLESSED = "previous_blessed"
+BASELINE_LATEST_BLESSED = "latest_blessed"
+BASELINE_CHOICES = (BASELINE_PREVIOUS_BLESSED, BASELINE_LATEST_BLESSED)
+
 
 def code_fingerprint(*packages) -> str:
     """Hash of the Python sources of `packages` (modules), subpackages included.
@@ -49,7 +57,7 @@ def create_pipeline(
     pipeline_root: str,
     input_base: str,
     schema_path: str,
-    metadata_path: str,
+    metadata_path: Optional[str],
     serving_dir: str = "",
     input_config: Optional[example_gen_pb2.Input] = None,
     output_config: Optional[example_gen_pb2.Output] = None,
@@ -62,6 +70,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
     validate_only: bool = False,
+    baseline: str = BASELINE_PREVIOUS_BLESSED,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> AnomaliesGate
     -> Trainer -> Evaluator (vs the latest previously blessed model) -> Pusher.
@@ -70,7 +79,14 @@ def create_pipeline(
     overrides the model's defaults (kiko_model.hparams.HParams). The Evaluator blesses a model
     whose eval RMSE is at most `rmse_upper_bound` and at most `max_rmse_increase` above the
     latest previously blessed model's; only blessed models are pushed to `serving_dir`.
+
+    `metadata_path` is the SQLite ML Metadata file of the local runner; None where the
+    orchestrator brings its own ML Metadata (Kubeflow, Vertex), which ignores a connection
+    setting. `beam_pipeline_args` go to the Beam components only (ExampleGen, StatisticsGen,
+    Evaluator), not to every container. `baseline`: one of BASELINE_CHOICES.
     """
+    if baseline not in BASELINE_CHOICES:
+        raise ValueError(f"baseline must be one of {BASELINE_CHOICES}, got {baseline!r}")
     if not validate_only and (not serving_dir or rmse_upper_bound is None
                               or max_rmse_increase is None):
         raise ValueError("serving_dir, rmse_upper_bound and max_rmse_increase are required "
@@ -106,13 +122,18 @@ def create_pipeline(
                            "model_code": code_fingerprint(kiko_model)},
         ).with_id(fk.TRAINER_ID)
         model_trainer.add_upstream_node(anomalies_gate)
-        model_resolver = tfx.dsl.Resolver(
-            strategy_class=PreviousBlessedModelStrategy,
-            **{CANDIDATE_KEY: model_trainer.outputs["model"],
-               MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-               MODEL_BLESSING_KEY: tfx.dsl.Channel(
-                   type=tfx.types.standard_artifacts.ModelBlessing)},
-        ).with_id(fk.MODEL_RESOLVER_ID)
+        blessed_model_channels = {
+            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
+        if baseline == BASELINE_PREVIOUS_BLESSED:
+            model_resolver = tfx.dsl.Resolver(
+                strategy_class=PreviousBlessedModelStrategy,
+                **{CANDIDATE_KEY: model_trainer.outputs["model"]}, **blessed_model_channels)
+        else:
+            model_resolver = tfx.dsl.Resolver(
+                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+                **blessed_model_channels)
+        model_resolver = model_resolver.with_id(fk.MODEL_RESOLVER_ID)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=model_trainer.outputs["model"],
@@ -128,12 +149,16 @@ def create_pipeline(
         ).with_id(fk.PUSHER_ID)
         components += [model_trainer, model_resolver, evaluator, pusher]
 
+    for component in components:
+        # TFX's per-component setting: the pipeline-wide list would reach every container.
+        if hasattr(component, "with_beam_pipeline_args"):
+            component.with_beam_pipeline_args(beam_pipeline_args or [])
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=components,
         enable_cache=enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata_path),
-        beam_pipeline_args=beam_pipeline_args or [],
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+            if metadata_path is not None else None),
     )

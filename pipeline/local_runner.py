@@ -100,6 +100,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="stop after data validation (no training, evaluation or push)")
     parser.add_argument("--workers", type=int, default=0,
                         help="Beam DirectRunner worker processes (default 0: one per core)")
+    parser.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                        help="a Beam argument for the Beam components (ExampleGen, "
+                             "StatisticsGen, Evaluator), repeatable, e.g. "
+                             "--beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=HOST:8081;"
+                             " also read from $" + configs.BEAM_ARGS_ENV + " (flags win). "
+                             "Default: the DirectRunner in multi-processing mode")
+    parser.add_argument("--dask-scheduler", default="", metavar="ADDRESS",
+                        help="run the Beam components on this dask.distributed scheduler "
+                             "(e.g. tcp://HOST:8786) with kiko's DaskRunner; its workers need "
+                             "kiko installed and this pipeline home's filesystem")
     parser.add_argument("--no-cache", action="store_true", help="disable TFX caching")
     parser.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
                         help="one run per home at a time: wait up to SECONDS for another run "
@@ -111,6 +121,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         HParams().with_overrides(args.hparams)
     except (argparse.ArgumentTypeError, ValueError) as error:
         parser.error(f"--hparam: {error}")
+    try:
+        args.beam_pipeline_args = configs.beam_pipeline_args(
+            args.workers, configs.env_beam_args() + args.beam_arg, args.dask_scheduler)
+    except ValueError as error:
+        parser.error(f"--dask-scheduler: {error}")
     return args
 
 
@@ -144,7 +159,7 @@ def build(args: argparse.Namespace):
         rmse_upper_bound=args.rmse_upper_bound,
         max_rmse_increase=args.max_rmse_increase,
         validate_only=args.validate_only,
-        beam_pipeline_args=configs.beam_pipeline_args(args.workers),
+        beam_pipeline_args=args.beam_pipeline_args,
         enable_cache=not args.no_cache,
     )
 
