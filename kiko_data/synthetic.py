@@ -79,7 +79,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from kiko_data.movielens import LAYOUTS, ml100k, ml10m, ml1m, ml20m
+from kiko_data.movielens import LAYOUTS, RELEASE_LAYOUTS, ml100k, ml10m, ml1m, ml20m
 
 GENERATOR_VERSION = 2
 REPORT_FILE = "generator.json"
@@ -210,8 +210,6 @@ RELEASE_SIZES = {
     "ml-25m": (162_541, 62_423, 25_000_095), "ml-32m": (200_948, 87_585, 32_000_204),
     "ml-latest-small": (610, 9742, 100_836),
 }
-# A release's layout, for --size without --layout.
-RELEASE_LAYOUTS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m", "ml-10m": "ml-10m"}
 # Titles in scripts latin-1 cannot encode, for the UTF-8 layouts (ML-10M and later).
 _UTF8_ORIGINAL_TITLES = ("千と千尋の神隠し", "Амели с Монмартра", "Ο Θίασος", "올드보이",
                          "Ödön & Şükrü", "Cidade de Deus — Rio")
@@ -288,7 +286,7 @@ class GeneratorConfig:
             raise ValueError(f"unknown release {name!r}; known: {', '.join(RELEASE_SIZES)}")
         n_users, n_movies, n_ratings = RELEASE_SIZES[name]
         values = dict(n_users=n_users, n_movies=n_movies, n_ratings=n_ratings, seed=seed,
-                      layout=RELEASE_LAYOUTS.get(name, ml20m.LAYOUT.name))
+                      layout=RELEASE_LAYOUTS[name])
         values.update(overrides)
         return cls(**values)
 

@@ -31,10 +31,8 @@ SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")
 KFP_IMAGE_ENV = "KIKO_KFP_IMAGE"
 KFP_PIPELINE_ROOT_ENV = "KIKO_KFP_PIPELINE_ROOT"
 KFP_OUTPUT = "kiko_pipeline.json"
-# Where the Dockerfile installs kiko in the image; the curated schema is read from there.
+# Where the Dockerfile installs kiko in the image; the curated schemas are read from there.
 IMAGE_KIKO_DIR = "/opt/kiko"
-IMAGE_SCHEMA_PATH = posixpath.join(IMAGE_KIKO_DIR, *os.path.relpath(
-    SCHEMA_PATH, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).split(os.sep))
 
 # The embedded default data set: generated in MovieLens-1M format at ML-1M's size.
 EMBEDDED_DATA = synthetic.GeneratorConfig()
@@ -49,6 +47,13 @@ def schema_path(has_users: bool, has_movies: bool) -> str:
     """The curated schema for data with (or without) a users file and a movies file."""
     name = "ratings" + ("_users" if has_users else "") + ("_movies" if has_movies else "")
     return os.path.join(SCHEMA_DIR, f"{name}.pbtxt")
+
+
+def image_schema_path(has_users: bool, has_movies: bool) -> str:
+    """schema_path as the containers of the Kubeflow image see it."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    relative = os.path.relpath(schema_path(has_users, has_movies), repo)
+    return posixpath.join(IMAGE_KIKO_DIR, *relative.split(os.sep))
 
 
 # Default train : eval hash buckets.

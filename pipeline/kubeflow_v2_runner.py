@@ -18,6 +18,7 @@ import os
 import posixpath
 from typing import Any, Dict, List, Optional, Tuple
 
+from kiko_data.movielens import AUTO, LAYOUT_CHOICES, get_layout, layout_of_name
 from kiko_model.hparams import HParams
 from pipeline import configs
 
@@ -31,15 +32,26 @@ CONTAINER_COMMAND = (
 
 
 def input_location(data_uri: str) -> Tuple[str, str]:
-    """(input_base, split pattern) of the input: the URI of ml-1m.zip or of a ratings file.
+    """(input_base, split pattern) of the input: the URI of a release's zip or a ratings file.
 
     The containers read it; the compiling machine may not see it, so it is not opened here.
     """
     base, name = posixpath.split(data_uri)
     if not base or not name:
-        raise ValueError(f"--data must be the URI of ml-1m.zip or of a ratings file (e.g. "
-                         f"gs://BUCKET/ml-1m.zip), got {data_uri!r}")
+        raise ValueError(f"--data must be the URI of a MovieLens zip or of a ratings file (e.g. "
+                         f"gs://BUCKET/ml-25m.zip), got {data_uri!r}")
     return base, name
+
+
+def data_layout(data_uri: str, layout: str) -> str:
+    """The layout the data is in: `layout`, else what its name tells (ml-25m.zip, u.data)."""
+    if layout != AUTO:
+        return layout
+    named = layout_of_name(data_uri)
+    if named is None:
+        raise ValueError(f"cannot tell the layout of {data_uri} from its name (it is not "
+                         "opened here): pass --layout")
+    return named
 
 
 def _hparam(text: str) -> Tuple[str, str]:
@@ -63,9 +75,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              f"write (e.g. gs://BUCKET/kiko). Default: "
                              f"${configs.KFP_PIPELINE_ROOT_ENV}")
     parser.add_argument("--data", default="",
-                        help="URI of ml-1m.zip or of a ratings file, readable from the "
-                             f"containers (users.dat / movies.dat beside it are joined). "
-                             f"Default: ${configs.DATA_ENV}")
+                        help="URI of a MovieLens release's zip (ml-100k.zip .. ml-32m.zip) or of "
+                             "a ratings file, readable from the containers (its layout's side "
+                             f"files beside it are joined). Default: ${configs.DATA_ENV}")
+    parser.add_argument("--layout", choices=LAYOUT_CHOICES, default=AUTO,
+                        help="file layout of the data (default: told by its name, e.g. "
+                             "ml-25m.zip or u.data); it also picks the curated schema, which "
+                             "expects the layout's side files")
     parser.add_argument("--serving-dir", default="",
                         help="where blessed models are pushed (default "
                              "PIPELINE_ROOT/serving_model)")
@@ -98,6 +114,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"{flag} is required (no flag and no environment variable given)")
     try:
         args.input_base, args.pattern = input_location(args.data)
+        args.layout = data_layout(args.data, args.layout)
     except ValueError as error:
         parser.error(str(error))
     args.serving_dir = args.serving_dir or posixpath.join(args.pipeline_root, "serving_model")
@@ -116,12 +133,15 @@ def build(args: argparse.Namespace):
     from components.movielens_example_gen.component import make_input_config
     from pipeline.kiko_pipeline import BASELINE_LATEST_BLESSED, create_pipeline
 
+    layout = get_layout(args.layout)
     return create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=args.pipeline_root,
         input_base=args.input_base,
         input_config=make_input_config({"single_split": args.pattern}),
-        schema_path=configs.IMAGE_SCHEMA_PATH,
+        layout=args.layout,
+        schema_path=configs.image_schema_path(layout.users_file is not None,
+                                              layout.movies_file is not None),
         metadata_path=None,
         serving_dir=args.serving_dir,
         hparams=args.hparams,

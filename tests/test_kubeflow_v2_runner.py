@@ -75,9 +75,9 @@ def test_every_component_is_a_task_in_the_image_with_its_executor(spec):
 
 def test_trainer_module_schema_and_data_resolve_inside_the_image(spec):
     assert _parameter(spec, fk.TRAINER_ID, "run_fn") == RUN_FN
-    assert _parameter(spec, fk.SCHEMA_GEN_ID, "schema_file") == configs.IMAGE_SCHEMA_PATH
-    assert configs.IMAGE_SCHEMA_PATH == os.path.join(
-        configs.IMAGE_KIKO_DIR, os.path.relpath(SCHEMA_PATH, REPO))
+    image_schema = configs.image_schema_path(has_users=True, has_movies=True)
+    assert _parameter(spec, fk.SCHEMA_GEN_ID, "schema_file") == image_schema
+    assert image_schema == os.path.join(configs.IMAGE_KIKO_DIR, os.path.relpath(SCHEMA_PATH, REPO))
     assert _parameter(spec, fk.EXAMPLE_GEN_ID, "input_base") == "gs://bucket/data"
     assert "ml-1m.zip" in _parameter(spec, fk.EXAMPLE_GEN_ID, "input_config")
     assert f'"{ROOT}/serving_model"' in _parameter(spec, fk.PUSHER_ID, "push_destination")
@@ -146,6 +146,11 @@ def test_missing_setting_is_an_error_naming_the_flag(missing, monkeypatch, capsy
 def test_data_must_name_a_file():
     assert kubeflow_v2_runner.input_location("gs://b/ml-1m/ratings.dat") == (
         "gs://b/ml-1m", "ratings.dat")
+    assert kubeflow_v2_runner.data_layout("gs://b/ml-25m.zip", "auto") == "ml-csv"
+    assert kubeflow_v2_runner.data_layout("gs://b/ml-100k/u.data", "auto") == "ml-100k"
+    assert kubeflow_v2_runner.data_layout("gs://b/mine.dat", "ml-10m") == "ml-10m"
+    with pytest.raises(ValueError, match="pass --layout"):
+        kubeflow_v2_runner.data_layout("gs://b/mine.dat", "auto")
     for bad in ("gs://b/ml-1m/", "ratings.dat"):
         with pytest.raises(ValueError, match="URI of ml-1m.zip"):
             kubeflow_v2_runner.input_location(bad)

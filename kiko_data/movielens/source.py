@@ -8,28 +8,24 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import zipfile
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from tfx.dsl.io import fileio
 
-from kiko_data.movielens import AUTO, LAYOUTS, get_layout, ml10m, ml1m, ml20m
+from kiko_data.movielens import AUTO, LAYOUTS, RELEASE_NAME, get_layout, ml10m, ml1m, ml20m
 from kiko_data.movielens.files import FileRef, basename, is_zip, join, parent
 from kiko_data.movielens.layout import Layout
-
-# Release names recognised in a folder or zip name, for the log ("ml-25m"); the layout decides
-# how files are read, the release name is only reported.
-_RELEASE = re.compile(r"ml-(100k|1m|10m|20m|25m|32m|latest-small|latest)", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class Source:
     """The files of one data set: ratings, and the side files its layout has when present."""
 
     layout_name: str
-    release: str  # e.g. "ml-25m" when the folder or zip is named so, else the layout's name
+    # e.g. "ml-25m" when the folder or zip is named so (the name is only reported; the
+    # layout decides how the files are read), else the layout's name
+    release: str
     ratings: FileRef
     users: Optional[FileRef] = None
     movies: Optional[FileRef] = None
@@ -55,7 +51,7 @@ class Source:
 
 
 def _release(name: str, layout: Layout) -> str:
-    match = _RELEASE.search(name)
+    match = RELEASE_NAME.search(name)
     return match.group(0).lower() if match else layout.name
 
 
