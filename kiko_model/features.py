@@ -23,6 +23,23 @@ LABEL_KEY = RATING
 SERVING_SIGNATURE = "serving_default"  # serialized tf.Example -> rating (TFMA, TF Serving)
 PREDICT_SIGNATURE = "predict_ratings"  # user_id, movie_id -> rating
 PREDICTION_KEY = "rating"
+# user_id [None] int64, k int32 scalar -> movie_ids int64 [None, k], ratings float32 [None, k]:
+# the k best predicted unrated movies per user (popular well-rated ones for an unknown user).
+RECOMMEND_SIGNATURE = "recommend"
+RECOMMEND_K = "k"
+RECOMMENDED_MOVIE_IDS = "movie_ids"
+RECOMMENDED_RATINGS = "ratings"
+# Pads a recommendation row with fewer than k candidates (no MovieLens id is 0).
+NO_MOVIE_ID = 0
+
+# Extra files of an exported SavedModel (TF Serving's `assets.extra/` folder), so that a served
+# model is self-contained for CLIs: the movies seen in training, when the data has titles, as
+# UTF-8 TSV with a header, one movie per line, genres joined by CATALOG_GENRE_SEPARATOR, no
+# quoting (tabs and line breaks in titles become spaces).
+SAVED_MODEL_EXTRA_DIR = "assets.extra"
+MOVIE_CATALOG_FILE = "movies.tsv"
+CATALOG_GENRE_SEPARATOR = "|"
+CATALOG_COLUMNS = (MOVIE_ID, TITLE, GENRES)
 ID_FEATURES = (USER_ID, MOVIE_ID)
 USER_SIDE_FEATURES = (GENDER, AGE, OCCUPATION, ZIP_PREFIX)
 MOVIE_SIDE_FEATURES = (TITLE, YEAR, GENRES)

@@ -32,13 +32,13 @@ def test_columns_hold_every_rating_and_its_side_features(small_movielens, small_
                         split_columns[fk.TIMESTAMP]))
         assert keys == sorted(keys), "rows must not depend on ExampleGen's shuffled file order"
         assert split_columns[fk.RATING].dtype == np.float32
-        assert fk.TITLE not in split_columns  # not used by the model, not parsed
         for i in range(len(split_columns[fk.RATING])):
             user = users[int(split_columns[fk.USER_ID][i])]
             movie = movies[int(split_columns[fk.MOVIE_ID][i])]
             assert split_columns[fk.GENDER][i] == user.gender.encode()
             assert split_columns[fk.AGE][i] == user.age
             assert split_columns[fk.GENRES][i] == tuple(g.encode() for g in movie.genres)
+            assert split_columns[fk.TITLE][i] == movie.title.encode("utf-8")
             got.append(Rating(int(split_columns[fk.USER_ID][i]),
                                         int(split_columns[fk.MOVIE_ID][i]),
                                         float(split_columns[fk.RATING][i]),
