@@ -152,7 +152,7 @@ def test_data_must_name_a_file():
     with pytest.raises(ValueError, match="pass --layout"):
         kubeflow_v2_runner.data_layout("gs://b/mine.dat", "auto")
     for bad in ("gs://b/ml-1m/", "ratings.dat"):
-        with pytest.raises(ValueError, match="URI of ml-1m.zip"):
+        with pytest.raises(ValueError, match="URI of a MovieLens zip"):
             kubeflow_v2_runner.input_location(bad)
 
 
