@@ -213,7 +213,7 @@ def test_summary_of_a_run_stopped_by_data_anomalies(small_movielens, tmp_path, c
     data = tmp_path / "data"
     shutil.copytree(small_movielens.out_dir, data)
     with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
-        f.write("1::1::7::978300760\n")
+        f.write("1::99999::7::978300760\n")
     home = str(tmp_path / "home")
     with pytest.raises(DataAnomaliesError):
         run_local_pipeline(data, home)

@@ -346,7 +346,7 @@ def test_runner_uses_the_run_id_it_was_given(tmp_path, capsys):
 
     metadata_path = str(tmp_path / "metadata.sqlite")
     schema_gen = tfx.components.ImportSchemaGen(
-        schema_file=configs.SCHEMA_PATH).with_id(fk.SCHEMA_GEN_ID)
+        schema_file=configs.schema_path(True, True)).with_id(fk.SCHEMA_GEN_ID)
     pipeline = tfx.dsl.Pipeline(
         pipeline_name="kiko_test", pipeline_root=str(tmp_path / "root"),
         components=[schema_gen],
