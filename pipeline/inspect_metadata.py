@@ -136,7 +136,7 @@ def _print_pushed(result: Dict[str, Any]) -> None:
 
 def _print_lineage(result: Dict[str, Any]) -> None:
     model, trainer = result["model"], result["trainer"]
-    if result["chosen"] != "requested" and result["chosen"] != "pushed":
+    if result["chosen"].startswith("latest"):
         print(f"No model has been pushed: showing the latest model, {model['id']}.")
     print(f"Model {model['id']}  {model['uri']}  (created {model['created']})")
     if trainer:
@@ -154,7 +154,8 @@ def _print_lineage(result: Dict[str, Any]) -> None:
     examples, gen, schema = result["examples"], result["example_gen"], result["schema"]
     if examples:
         print(f"  <- Examples {examples['id']}  {examples['uri']}  splits "
-              f"{fmt(examples.get('splits'))}  rejected_lines {fmt(examples.get('rejected_lines'))}")
+              f"{fmt(examples.get('splits'))}  rejected_lines "
+              f"{fmt(examples.get('rejected_lines'))}")
     if gen:
         patterns = ", ".join(f"{k}: {v}" for k, v in gen["input_patterns"].items())
         print(f"  <- {gen['node_id']} execution {gen['execution_id']}  run {gen['run_id']}  "

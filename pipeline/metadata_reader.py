@@ -298,7 +298,8 @@ def list_artifacts(store: Store, run_id: Optional[str] = None) -> List[Dict[str,
                     rows.append({
                         "run_id": run.name, "node_id": node, "execution_id": execution.id,
                         "key": key, "type": artifact.type_name, "artifact_id": artifact.id,
-                        "state": mlmd_pb2.Artifact.State.Name(artifact.mlmd_artifact.state), "uri": artifact.uri,
+                        "state": mlmd_pb2.Artifact.State.Name(artifact.mlmd_artifact.state),
+                        "uri": artifact.uri,
                         "origin": _origin(execution, artifact), **_artifact_details(artifact)})
     return rows
 
@@ -490,8 +491,8 @@ def list_models(store: Store) -> List[Dict[str, Any]]:
             "baseline_metrics": latest.get("baseline_metrics"),
             "validation_ok": latest.get("validation_ok"),
             "evaluation_id": latest.get("evaluation_id"),
-            "blessed": any(evaluation(store, x)["blessed"] for x in evaluators)
-            if evaluators else None,
+            "blessed": any(_custom(_first(store.outputs(x.id), "blessing"), "blessed", 0)
+                           for x in evaluators) if evaluators else None,
             "pushed": bool(pushes),
             "pushed_destination": pushes[-1]["destination"] if pushes else None,
             "pushed_version": pushes[-1]["version"] if pushes else None})

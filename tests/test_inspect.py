@@ -1,5 +1,5 @@
-"""kiko inspect (pipeline.inspect_metadata) over real pipeline homes: a blessed and pushed run, and one stopped by data
-anomalies. Runs the pipeline (slow)."""
+"""kiko inspect (pipeline.inspect_metadata) over real pipeline homes: a blessed and pushed run,
+a model that was not blessed, and a run stopped by data anomalies. Runs the pipeline (slow)."""
 
 import kiko_model  # noqa: F401  (must stay the first import)
 
