@@ -11,6 +11,7 @@ import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads
 
 import argparse
 import os
+import sys
 from typing import List, Optional
 
 from components.movielens_example_gen.options import (
@@ -117,31 +118,37 @@ def build(args: argparse.Namespace):
 
 
 def _run_count(metadata_path: str) -> int:
-    from pipeline import inspect_metadata
+    from pipeline import metadata_reader
 
     if not os.path.exists(metadata_path):
         return 0
-    return len(inspect_metadata.list_runs(inspect_metadata.open_store(metadata_path)))
+    return len(metadata_reader.open_store(metadata_path).runs())
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[List[str]] = None) -> int:
+    """Runs the pipeline, telling its story on the terminal (the full log goes to a file under
+    the home); 1 if the run failed."""
     args = parse_args(argv)
-    from absl import logging as absl_logging
-    from tfx import v1 as tfx
+    from pipeline import run_console
 
-    from pipeline import inspect_metadata
+    home = configs.home_dir(args.home)
+    with run_console.story(home) as console:
+        from absl import logging as absl_logging
+        from tfx import v1 as tfx
 
-    absl_logging.set_verbosity(absl_logging.INFO)
-    metadata_path = configs.Paths(configs.home_dir(args.home)).metadata_path
-    runs_before = _run_count(metadata_path)
-    try:
-        tfx.orchestration.LocalDagRunner().run(build(args))
-    finally:
+        absl_logging.set_verbosity(absl_logging.INFO)
+        metadata_path = configs.Paths(home).metadata_path
+        runs_before = _run_count(metadata_path)
+        failure = None
+        try:
+            tfx.orchestration.LocalDagRunner().run(build(args))
+        except Exception as error:  # noqa: BLE001  (told on the console, traceback in the log)
+            failure = console.failed(error)
         # The tfx CLI's `pipeline create` only compiles this file: then no run was added.
         if _run_count(metadata_path) > runs_before:
-            print(flush=True)
-            inspect_metadata.main(["--metadata", metadata_path])
+            run_console.finish(home, console, failure=failure)
+    return 1 if failure else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
