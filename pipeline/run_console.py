@@ -67,9 +67,11 @@ class Console(logging.Handler):
             return
         if record.name == _BEAM_BUNDLES:
             self.bundles += 1
-            found = _TRANSFORM.search(message)
-            if found:
-                self.stage = "/".join(found.group(1).replace("-", "/").split("/")[:3])
+            # A fused stage names its transforms: show the first and the last.
+            names = ["/".join(t.replace("-", "/").split("/")[:3])
+                     for t in _TRANSFORM.findall(message)]
+            if names:
+                self.stage = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
             return
         running, finished = _RUNNING.match(message), _FINISHED.match(message)
         if running:

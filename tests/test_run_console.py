@@ -71,7 +71,8 @@ def test_a_quiet_component_gets_a_progress_line_with_beam_bundles(monkeypatch):
     console.heartbeat()
     last = terminal.getvalue().splitlines()[-1]
     assert last.split()[:3] == ["Evaluator", "running", "10"]
-    assert last.endswith("Beam bundle 2 (ReadFromTFRecord/Read)")
+    assert last.endswith(
+        "Beam bundle 2 (ReadFromTFRecord/Read .. ExtractEvaluateAndWriteResults/Predict)")
     console.heartbeat()  # not again right away
     assert terminal.getvalue().splitlines()[-1] == last
     assert len(terminal.getvalue().splitlines()) == 2
