@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed-stamp
 venv: $(STAMP)
 
 # The whole stack is pinned by constraints.txt so a fresh install resolves the same versions.
+# The tests compile the Kubeflow v2 pipeline and run Beam on Dask: they need both extras.
 $(STAMP): setup.py constraints.txt
 	@test -x $(PY) || "$$(.ci/python310)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,kfp,dask]'
 	@touch $@
 
 run: venv

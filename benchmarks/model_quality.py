@@ -42,7 +42,9 @@ import numpy as np
 import pandas as pd
 
 from kiko_model import features as fk
-from kiko_data import movielens, synthetic
+from kiko_data import synthetic
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model.hparams import HParams
 
 HERE = Path(__file__).resolve().parent
@@ -56,26 +58,24 @@ SPLIT_SEED = 42
 # --- data ---------------------------------------------------------------------------------------
 
 def load_ml1m_format(folder: str | os.PathLike) -> dict:
-    """ratings.dat (+ users.dat, movies.dat when present) as the in-memory dict the model takes."""
-    folder = Path(folder)
-    text = (folder / fk.RATINGS_FILE).read_bytes().replace(b"::", b"\t")
-    frame = pd.read_csv(io.BytesIO(text), sep="\t", header=None,
-                        names=[fk.USER_ID, fk.MOVIE_ID, fk.RATING, fk.TIMESTAMP])
-    data = {fk.USER_ID: frame[fk.USER_ID].to_numpy(np.int64),
-            fk.MOVIE_ID: frame[fk.MOVIE_ID].to_numpy(np.int64),
-            fk.RATING: frame[fk.RATING].to_numpy(np.float32),
-            fk.TIMESTAMP: frame[fk.TIMESTAMP].to_numpy(np.int64)}
-    if (folder / fk.USERS_FILE).exists():
-        users = movielens.read_users(movielens.FileRef(str(folder / fk.USERS_FILE)))
-        rows = [users[u] for u in data[fk.USER_ID].tolist()]
+    """A generated data set (ratings + side files) as the in-memory dict the model takes."""
+    source = resolve_source(str(folder))
+    ratings = list(read_ratings(source))
+    data = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
+            fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
+            fk.RATING: np.array([r.rating for r in ratings], np.float32),
+            fk.TIMESTAMP: np.array([r.timestamp for r in ratings], np.int64)}
+    users = read_side_records(source, "users")
+    if users:
+        rows = [users[r.user_id] for r in ratings]
         data[fk.GENDER] = np.array([u.gender.encode() for u in rows], dtype=object)
         data[fk.AGE] = np.array([u.age for u in rows], dtype=np.int64)
-        data[fk.OCCUPATION] = np.array([u.occupation for u in rows], dtype=np.int64)
+        data[fk.OCCUPATION] = np.array([u.occupation.encode() for u in rows], dtype=object)
         data[fk.ZIP_PREFIX] = np.array([u.zip_code[:fk.ZIP_PREFIX_LENGTH].encode() for u in rows],
                                        dtype=object)
-    if (folder / fk.MOVIES_FILE).exists():
-        movies = movielens.read_movies(movielens.FileRef(str(folder / fk.MOVIES_FILE)))
-        rows = [movies[m] for m in data[fk.MOVIE_ID].tolist()]
+    movies = read_side_records(source, "movies")
+    if movies:
+        rows = [movies[r.movie_id] for r in ratings]
         data[fk.YEAR] = np.array([m.year or 0 for m in rows], dtype=np.int64)
         data[fk.GENRES] = [tuple(g.encode() for g in m.genres) for m in rows]
     return data

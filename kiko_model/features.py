@@ -6,13 +6,13 @@ MOVIE_ID = "movie_id"
 RATING = "rating"  # the label
 TIMESTAMP = "timestamp"
 
-# Side features joined from users.dat (present only when users.dat is).
+# Side features from a users file (ML-100K u.user, ML-1M users.dat), when the data has one.
 GENDER = "gender"
 AGE = "age"
 OCCUPATION = "occupation"
 ZIP_PREFIX = "zip_prefix"
 
-# Side features joined from movies.dat (present only when movies.dat is).
+# Side features from a movies file (u.item, movies.dat, movies.csv), when the data has one.
 TITLE = "title"
 YEAR = "year"
 GENRES = "genres"  # multi-valued
@@ -23,6 +23,23 @@ LABEL_KEY = RATING
 SERVING_SIGNATURE = "serving_default"  # serialized tf.Example -> rating (TFMA, TF Serving)
 PREDICT_SIGNATURE = "predict_ratings"  # user_id, movie_id -> rating
 PREDICTION_KEY = "rating"
+# user_id [None] int64, k int32 scalar -> movie_ids int64 [None, k], ratings float32 [None, k]:
+# the k best predicted unrated movies per user (popular well-rated ones for an unknown user).
+RECOMMEND_SIGNATURE = "recommend"
+RECOMMEND_K = "k"
+RECOMMENDED_MOVIE_IDS = "movie_ids"
+RECOMMENDED_RATINGS = "ratings"
+# Pads a recommendation row with fewer than k candidates (no MovieLens id is 0).
+NO_MOVIE_ID = 0
+
+# Extra files of an exported SavedModel (TF Serving's `assets.extra/` folder), so that a served
+# model is self-contained for CLIs: the movies seen in training, when the data has titles, as
+# UTF-8 TSV with a header, one movie per line, genres joined by CATALOG_GENRE_SEPARATOR, no
+# quoting (tabs and line breaks in titles become spaces).
+SAVED_MODEL_EXTRA_DIR = "assets.extra"
+MOVIE_CATALOG_FILE = "movies.tsv"
+CATALOG_GENRE_SEPARATOR = "|"
+CATALOG_COLUMNS = (MOVIE_ID, TITLE, GENRES)
 ID_FEATURES = (USER_ID, MOVIE_ID)
 USER_SIDE_FEATURES = (GENDER, AGE, OCCUPATION, ZIP_PREFIX)
 MOVIE_SIDE_FEATURES = (TITLE, YEAR, GENRES)
@@ -30,23 +47,9 @@ MOVIE_SIDE_FEATURES = (TITLE, YEAR, GENRES)
 # Number of leading characters of the zip code kept as ZIP_PREFIX.
 ZIP_PREFIX_LENGTH = 3
 
-# The genre vocabulary of MovieLens-1M (README of ml-1m), in its documented order.
-GENRE_VOCABULARY = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical",
-    "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)
-
 # Splits.
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
-
-# File names inside an ml-1m folder or zip.
-RATINGS_FILE = "ratings.dat"
-USERS_FILE = "users.dat"
-MOVIES_FILE = "movies.dat"
-ML1M_ENCODING = "latin-1"
-ML1M_SEPARATOR = "::"
 
 # Pipeline node ids (every node gets an explicit .with_id()).
 EXAMPLE_GEN_ID = "MovieLensExampleGen"

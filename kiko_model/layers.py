@@ -144,6 +144,22 @@ class BiasedFactorization(tf.keras.layers.Layer):
             q, bias, penalty = q + s, bias + b, penalty + self.l2_side * norm
         return bias + tf.reduce_sum(p * q, axis=-1), penalty
 
+    def score_all(self, user_index: tf.Tensor) -> tf.Tensor:
+        """Predictions [U, n_movies + 1] of users ``user_index`` [U] for every movie index."""
+        p = _masked_gather(self.user_factors, user_index)
+        bu = _masked_gather(self.user_bias, user_index)
+        every_movie = tf.range(tf.shape(self.movie_factors, out_type=tf.int64)[0])
+        q = _masked_gather(self.movie_factors, every_movie)
+        bm = _masked_gather(self.movie_bias, every_movie)
+        if self.user_side is not None:
+            s, b, _ = self.user_side(user_index)
+            p, bu = p + s, bu + b
+        if self.movie_side is not None:
+            s, b, _ = self.movie_side(every_movie)
+            q, bm = q + s, bm + b
+        return (self.global_mean + bu[:, tf.newaxis] + bm[tf.newaxis, :]
+                + tf.matmul(p, q, transpose_b=True))
+
 
 class ItemAutoRec(tf.keras.layers.Layer):
     """I-AutoRec (Sedhain et al. 2015): a movie's column of training ratings -> all users' ratings.
@@ -176,7 +192,7 @@ class ItemAutoRec(tf.keras.layers.Layer):
                           + self.encoder_bias)
 
     def decode(self, codes: tf.Tensor, user_index: tf.Tensor) -> tf.Tensor:
-        """Ratings of users ``user_index`` [N] for the movies whose codes are ``codes`` [N, units]."""
+        """Ratings of users ``user_index`` [N] for the movies with ``codes`` [N, units]."""
         user_index = tf.cast(user_index, tf.int64)
         return (tf.reduce_sum(codes * tf.gather(self.decoder, user_index), axis=-1)
                 + tf.gather(self.decoder_bias, user_index))
@@ -196,3 +212,39 @@ class ItemAutoRec(tf.keras.layers.Layer):
         """Ratings from the frozen codes (valid for known users and movies only)."""
         codes = tf.gather(self.codes, tf.cast(movie_index, tf.int64))
         return self.decode(codes, user_index)
+
+    def score_all(self, user_index: tf.Tensor) -> tf.Tensor:
+        """Ratings [U, n_movies + 1] of users ``user_index`` for every movie (frozen codes)."""
+        user_index = tf.cast(user_index, tf.int64)
+        return (tf.matmul(tf.gather(self.decoder, user_index), self.codes, transpose_b=True)
+                + tf.gather(self.decoder_bias, user_index)[:, tf.newaxis])
+
+
+class RatedMovies(tf.keras.layers.Layer):
+    """Which movies each user rated in training, as ragged rows of int32 movie indices.
+
+    Stored as two variables (row splits over user indices 0..n_users, movie indices), so the
+    SavedModel holds O(ratings) int32s in its checkpoint, never a dense users x movies matrix.
+    """
+
+    def __init__(self, user_index: np.ndarray, movie_index: np.ndarray, n_users: int,
+                 **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        user_index = np.asarray(user_index, dtype=np.int64)
+        movie_index = np.asarray(movie_index, dtype=np.int64)
+        width = int(movie_index.max(initial=0)) + 1
+        pairs = np.unique(user_index * width + movie_index)  # sorted by user, then movie
+        users, movies = pairs // width, pairs % width
+        splits = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users + 1))])
+        self.row_splits = tf.Variable(splits.astype(np.int64), trainable=False,
+                                      name="row_splits")
+        self.movies = tf.Variable(movies.astype(np.int32), trainable=False, name="movies")
+
+    def call(self, user_index: tf.Tensor, scores: tf.Tensor, fill: float) -> tf.Tensor:
+        """``scores`` [U, n_movies + 1] with ``fill`` where user ``user_index[i]`` rated movie j."""
+        rated = tf.RaggedTensor.from_row_splits(self.movies.read_value(),
+                                                self.row_splits.read_value(), validate=False)
+        rows = tf.gather(rated, tf.cast(user_index, tf.int64))
+        positions = tf.stack([rows.value_rowids(), tf.cast(rows.values, tf.int64)], axis=1)
+        return tf.tensor_scatter_nd_update(
+            scores, positions, tf.fill(tf.shape(rows.values), tf.cast(fill, scores.dtype)))

@@ -21,6 +21,7 @@ loops are tf.functions without autograph over batches gathered from in-memory te
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
@@ -32,7 +33,7 @@ from absl import logging
 
 from kiko_model import features as fk
 from kiko_model.hparams import HParams
-from kiko_model.layers import BiasedFactorization, IdIndex, ItemAutoRec, SideFeatures
+from kiko_model.layers import BiasedFactorization, IdIndex, ItemAutoRec, RatedMovies, SideFeatures
 
 MIN_RATING, MAX_RATING = 1.0, 5.0
 OUTPUT_KEY = fk.PREDICTION_KEY
@@ -44,6 +45,9 @@ _PREDICT_BATCH = 65536
 # Knots of the piecewise-linear calibration of the blended score, in rating units.
 CALIBRATION_KNOTS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5)
 _CALIBRATION_RIDGE = 1.0
+# Prior weight (in ratings at the global mean) of the damped mean that ranks movies for users
+# the model does not know.
+COLD_START_PRIOR_RATINGS = 50
 
 Data = Mapping[str, np.ndarray]
 
@@ -201,16 +205,42 @@ class AutoRecModel(tfrs.models.Model):
         return loss + self.weight_decay * self.autorec.penalty()
 
 
+def cold_start_scores(movie_index: np.ndarray, ratings: np.ndarray, n_movies: int) -> np.ndarray:
+    """Ranking key [n_movies + 1] of the movies recommended to an unknown user.
+
+    The damped mean rating (sum of ratings + C x global mean) / (count + C) with
+    C = COLD_START_PRIOR_RATINGS: a movie needs many good ratings to rank high, so the list is
+    the popular, well-rated movies. Index 0 (no movie) is -inf.
+    """
+    ratings = np.asarray(ratings, dtype=np.float64)
+    counts = np.bincount(movie_index, minlength=n_movies + 1).astype(np.float64)
+    sums = np.bincount(movie_index, weights=ratings, minlength=n_movies + 1)
+    prior = COLD_START_PRIOR_RATINGS
+    scores = (sums + prior * ratings.mean()) / (counts + prior)
+    scores[0] = -np.inf
+    return scores.astype(np.float32)
+
+
 class RatingModel(tfrs.models.Model):
-    """The served model: raw ids -> clipped blend of MF and AutoRec (MF alone for unknown ids)."""
+    """The served model: raw ids -> clipped blend of MF and AutoRec (MF alone for unknown ids).
+
+    It also recommends (`recommend`): from the training ratings it keeps which movies each
+    user rated (`RatedMovies`) and the cold-start ranking of `cold_start_scores`.
+    """
 
     def __init__(self, vocab: Vocabularies, mf: MatrixFactorizationModel,
-                 autorec: Optional[AutoRecModel]):
+                 autorec: Optional[AutoRecModel], rated: RatedMovies,
+                 cold_start: np.ndarray):
         super().__init__()
         self.user_lookup = IdIndex(vocab.user_ids, name="user_lookup")
         self.movie_lookup = IdIndex(vocab.movie_ids, name="movie_lookup")
         self.mf = mf
         self.autorec = autorec
+        self.rated = rated
+        self.cold_start = tf.Variable(cold_start, trainable=False, name="cold_start")
+        self.movie_ids = tf.Variable(
+            np.concatenate([[fk.NO_MOVIE_ID], vocab.movie_ids]).astype(np.int64),
+            trainable=False, name="movie_ids")  # movie index -> raw id
         # s = a + w_mf * mf + w_ar * ar, then the calibration b0 + b1 * s + sum_j c_j relu(s - k_j)
         # (a monotone-ish correction: ratings are ordinal, their conditional mean is not linear
         # in the score). Both are fit on the validation part by `_fit_blend`; identity until then.
@@ -231,15 +261,53 @@ class RatingModel(tfrs.models.Model):
         return tf.stack([mf, ar], axis=1)
 
     def calibrate(self, score: tf.Tensor) -> tf.Tensor:
-        hinges = tf.nn.relu(score[:, tf.newaxis] - self.knots)
+        hinges = tf.nn.relu(score[..., tf.newaxis] - self.knots)
         return (self.calibration[0] + self.calibration[1] * score
-                + tf.linalg.matvec(hinges, self.calibration[2:]))
+                + tf.reduce_sum(hinges * self.calibration[2:], axis=-1))
+
+    def _combine(self, parts: tf.Tensor, known: tf.Tensor) -> tf.Tensor:
+        """Calibrated blend of ``parts`` [..., 2] where ``known``, else the MF part."""
+        score = self.blend_weights[0] + tf.reduce_sum(parts * self.blend_weights[1:], axis=-1)
+        return tf.where(known, self.calibrate(score), parts[..., 0])
 
     def blend(self, index: dict) -> tf.Tensor:
-        parts = self.components(index)
-        score = self.blend_weights[0] + tf.linalg.matvec(parts, self.blend_weights[1:])
         known = tf.logical_and(index[_USER_INDEX] > 0, index[_MOVIE_INDEX] > 0)
-        return tf.where(known, self.calibrate(score), parts[:, 0])
+        return self._combine(self.components(index), known)
+
+    def score_all(self, user_index: tf.Tensor) -> tf.Tensor:
+        """Unclipped blend [U, n_movies + 1] of users ``user_index`` for every movie index."""
+        mf = _clip(self.mf.factorization.score_all(user_index))
+        ar = _clip(self.autorec.autorec.score_all(user_index)) if self.autorec is not None else mf
+        movie_known = tf.range(tf.shape(mf, out_type=tf.int64)[1]) > 0
+        known = tf.logical_and((user_index > 0)[:, tf.newaxis], movie_known[tf.newaxis, :])
+        return self._combine(tf.stack([mf, ar], axis=-1), known)
+
+    def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict:
+        """The k movies with the highest predicted rating that each user did not rate.
+
+        A known user gets their unrated movies ranked by the model (ranked on the unclipped
+        score, so ties at the clip are broken by the model); an unknown user gets the
+        `cold_start_scores` ranking. ``k`` is clamped to the number of movies the model knows;
+        a row with fewer than k candidates is padded with movie id `NO_MOVIE_ID` and rating 0.
+        The ratings are what `predict_ratings` returns for the same pairs.
+        """
+        with tf.control_dependencies([tf.debugging.assert_non_negative(
+                k, message=f"{fk.RECOMMEND_K} must be >= 0")]):
+            users = self.user_lookup(user_id)
+        scores = self.score_all(users)
+        k = tf.minimum(tf.cast(k, tf.int32), tf.shape(scores)[1] - 1)
+        excluded = float("-inf")
+        key = self.rated(users, scores, excluded)
+        key = tf.where((users > 0)[:, tf.newaxis], key, self.cold_start[tf.newaxis, :])
+        key = tf.concat([tf.fill([tf.shape(key)[0], 1], excluded), key[:, 1:]], axis=1)
+        values, movies = tf.math.top_k(key, k=k)
+        found = values > excluded
+        return {
+            fk.RECOMMENDED_MOVIE_IDS: tf.where(found, tf.gather(self.movie_ids, movies),
+                                               tf.constant(fk.NO_MOVIE_ID, tf.int64)),
+            fk.RECOMMENDED_RATINGS: tf.where(found, tf.gather(_clip(scores), movies,
+                                                              batch_dims=1), 0.0),
+        }
 
     def call(self, features, training=False):
         return _clip(self.blend(self.indices(features)))
@@ -532,7 +600,16 @@ def train_model(train: Data, validation: Data, hparams: HParams = HParams(),
     autorec = (_train_autorec(train_index, val_index, vocab, hparams, history, callbacks)
                if hparams.blend else None)
     lap("autorec")
-    model = RatingModel(vocab, mf, autorec)
+    # Everything the user rated in the train split (validation part included) is not a
+    # candidate for recommendation.
+    rated_users = np.concatenate([train_index[_USER_INDEX], val_index[_USER_INDEX]])
+    rated_movies = np.concatenate([train_index[_MOVIE_INDEX], val_index[_MOVIE_INDEX]])
+    seen = (rated_users > 0) & (rated_movies > 0)
+    rated = RatedMovies(rated_users[seen], rated_movies[seen], vocab.n_users, name="rated")
+    cold_start = cold_start_scores(
+        rated_movies[seen], np.concatenate([train_index[fk.RATING], val_index[fk.RATING]])[seen],
+        vocab.n_movies)
+    model = RatingModel(vocab, mf, autorec, rated, cold_start)
     weights = _fit_blend(model, val_index, hparams.calibrate)
     model.compile()
     callbacks.on_train_end()
@@ -584,6 +661,12 @@ class _ServingModule(tf.Module):
     def predict_ratings(self, user_id, movie_id):
         return {OUTPUT_KEY: self.model({fk.USER_ID: user_id, fk.MOVIE_ID: movie_id})}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name=fk.USER_ID),
+                                  tf.TensorSpec([], tf.int32, name=fk.RECOMMEND_K)],
+                 autograph=False)
+    def recommend(self, user_id, k):
+        return self.model.recommend(user_id, k)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
                  autograph=False)
     def serve_examples(self, examples):
@@ -595,17 +678,66 @@ class _ServingModule(tf.Module):
 
 
 def export_saved_model(model: RatingModel, export_dir: str,
-                       extra_signatures: Optional[Mapping[str, tf.Module]] = None) -> str:
-    """Write a SavedModel with `serving_default` (tf.Example) and `predict_ratings` (ids).
+                       extra_signatures: Optional[Mapping[str, tf.Module]] = None,
+                       catalog: Optional[Mapping[str, Sequence]] = None) -> str:
+    """Write a SavedModel with `serving_default` (tf.Example), `predict_ratings` (ids) and
+    `recommend` (user ids, k), plus the movie catalog when there is one.
 
     `extra_signatures` maps more signature names to modules whose tf.function of that name
-    has an input signature (e.g. TFMA's `transform_features` for slicing).
+    has an input signature (e.g. TFMA's `transform_features` for slicing). `catalog` (see
+    `write_movie_catalog`) goes to assets.extra/ inside the SavedModel.
     """
     module = _ServingModule(model)
     signatures = {SERVING_SIGNATURE: module.serve_examples.get_concrete_function(),
-                  PREDICT_SIGNATURE: module.predict_ratings.get_concrete_function()}
+                  PREDICT_SIGNATURE: module.predict_ratings.get_concrete_function(),
+                  fk.RECOMMEND_SIGNATURE: module.recommend.get_concrete_function()}
     for name, extra in (extra_signatures or {}).items():
         setattr(module, f"_extra_{name}", extra)
         signatures[name] = getattr(extra, name).get_concrete_function()
     tf.saved_model.save(module, export_dir, signatures=signatures)
+    if catalog is not None:
+        write_movie_catalog(catalog, export_dir)
     return export_dir
+
+
+def _catalog_field(text: str) -> str:
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
+def write_movie_catalog(catalog: Mapping[str, Sequence], export_dir: str) -> str:
+    """Write `features.MOVIE_CATALOG_FILE` into the SavedModel's `assets.extra/`.
+
+    ``catalog`` maps `features.CATALOG_COLUMNS` to parallel sequences: movie ids, titles (str)
+    and genre tuples (of str). Returns the file's path.
+    """
+    folder = os.path.join(export_dir, fk.SAVED_MODEL_EXTRA_DIR)
+    tf.io.gfile.makedirs(folder)
+    path = os.path.join(folder, fk.MOVIE_CATALOG_FILE)
+    lines = ["\t".join(fk.CATALOG_COLUMNS)]
+    for movie_id, title, genres in zip(*(catalog[c] for c in fk.CATALOG_COLUMNS)):
+        lines.append(f"{int(movie_id)}\t{_catalog_field(title)}\t"
+                     + fk.CATALOG_GENRE_SEPARATOR.join(_catalog_field(g) for g in genres))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def read_movie_catalog(saved_model_dir: str) -> Optional[dict]:
+    """movie id -> (title, genre tuple) from a SavedModel's catalog; None when it has none."""
+    path = os.path.join(saved_model_dir, fk.SAVED_MODEL_EXTRA_DIR, fk.MOVIE_CATALOG_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "r") as f:
+        header, *rows = f.read().splitlines()
+    if tuple(header.split("\t")) != fk.CATALOG_COLUMNS:
+        raise ValueError(f"{path}:1: expected the header {chr(9).join(fk.CATALOG_COLUMNS)!r}, "
+                         f"got {header!r}")
+    catalog = {}
+    for line_number, row in enumerate(rows, start=2):
+        fields = row.split("\t")
+        if len(fields) != len(fk.CATALOG_COLUMNS) or not fields[0].isdigit():
+            raise ValueError(f"{path}:{line_number}: expected movie_id, title and genres "
+                             f"separated by tabs, got {row!r}")
+        genres = tuple(fields[2].split(fk.CATALOG_GENRE_SEPARATOR)) if fields[2] else ()
+        catalog[int(fields[0])] = (fields[1], genres)
+    return catalog

@@ -90,7 +90,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(report, indent=2, default=float))
     start = time.perf_counter()
-    kiko.export_saved_model(result.model, fn_args.serving_model_dir, extra_signatures={
-        slicing.TRANSFORM_SIGNATURE: slicing.SliceFeatures(fit[fk.USER_ID], fit[fk.MOVIE_ID])})
+    kiko.export_saved_model(
+        result.model, fn_args.serving_model_dir,
+        extra_signatures={slicing.TRANSFORM_SIGNATURE: slicing.SliceFeatures(
+            fit[fk.USER_ID], fit[fk.MOVIE_ID])},
+        catalog=data.movie_catalog(train_split))
     logging.info("scored the splits in %.1f s, exported the SavedModel in %.1f s",
                  score_seconds, time.perf_counter() - start)

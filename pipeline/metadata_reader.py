@@ -25,6 +25,7 @@ from tfx.orchestration.portable.mlmd import artifact_lib, execution_lib
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts  # noqa: F401  (the classes artifact_lib builds)
 
+from components.movielens_example_gen.spec import DATA_QUALITY_PROPERTY
 from kiko_model import eval_metrics
 from kiko_model import features as fk
 from kiko_model.hparams import TRAINER_HPARAMS_KEY
@@ -36,8 +37,6 @@ COMPLETE, FAILED, RUNNING, NO_RUNS = "COMPLETE", "FAILED", "RUNNING", "NO RUNS"
 RMSE, MSE, MAE = eval_metrics.RMSE_NAME, eval_metrics.MSE_NAME, eval_metrics.MAE_NAME
 EXAMPLE_COUNT = "example_count"
 OVERALL = "overall"
-# The Examples artifact's data-quality record (JSON text written by the ExampleGen).
-DATA_QUALITY_PROPERTY = "data_quality"
 # Pipeline order of the nodes; nodes not named here follow.
 NODE_ORDER = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID,
               fk.EXAMPLE_VALIDATOR_ID, fk.ANOMALIES_GATE_ID, fk.TRAINER_ID,
@@ -660,7 +659,8 @@ def failure_message(store: Store, run_id: str, node: str) -> Optional[str]:
     if result is not None and result.result_message.strip():
         return result.result_message.strip().splitlines()[-1]
     if node == fk.ANOMALIES_GATE_ID:
-        lines = anomaly_lines(_first(store.inputs(executions[-1].id), "anomalies"))
+        inputs = store.inputs(executions[-1].id)
+        lines = anomaly_lines(_first(inputs, "anomalies"), _first(inputs, "examples"))
         return "data anomalies: " + "; ".join(lines) if lines else None
     return None
 
@@ -672,14 +672,18 @@ def load_statistics(statistics, split: str):
     return stats_artifact_utils.load_statistics(statistics, split).get_default_slice()
 
 
-def anomaly_lines(anomalies) -> List[str]:
-    """One line per anomaly in every split of an ExampleAnomalies artifact."""
-    from components.anomalies_gate.component import describe_anomalies, read_anomalies
+def anomaly_lines(anomalies, examples=None) -> List[str]:
+    """One line per anomaly in every split of an ExampleAnomalies artifact, with the extreme
+    values the ExampleGen recorded for the examples."""
+    from components.anomalies_gate.component import (
+        describe_anomalies, extremes_of, read_anomalies)
 
     if anomalies is None:
         return []
+    extremes = extremes_of(data_quality(examples) or {})
     return [line for split in artifact_utils.decode_split_names(anomalies.split_names)
-            for line in describe_anomalies(read_anomalies(anomalies.uri, split), split)]
+            for line in describe_anomalies(read_anomalies(anomalies.uri, split), split,
+                                           extremes)]
 
 
 def run_outputs(store: Store, run_id: str) -> Dict[str, Any]:

@@ -8,13 +8,13 @@ import pytest
 
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components.movielens_example_gen.options import MALFORMED_FAIL
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.movielens_example_gen.executor import Executor
 from kiko_data import synthetic
+from pipeline import configs
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "pipeline", "schema", "schema.pbtxt")
+# The curated schema of data with users and movies files (the generated default's).
+SCHEMA_PATH = configs.schema_path(has_users=True, has_movies=True)
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +26,18 @@ def small_movielens(tmp_path_factory):
 
 
 def run_example_gen(input_base, output_dir, input_config=None, output_config=None,
-                    malformed_lines=MALFORMED_FAIL):
-    """Runs the executor like the orchestrator would and returns the Examples artifact."""
+                    beam_pipeline_args=(), **options):
+    """Runs the executor like the orchestrator would and returns the Examples artifact.
+
+    `options` are MovieLensExampleGen's (malformed_lines, max_rejected_fraction, layout).
+    """
     component = MovieLensExampleGen(input_base=str(input_base), input_config=input_config,
-                                    output_config=output_config,
-                                    malformed_lines=malformed_lines)
+                                    output_config=output_config, **options)
     exec_properties = dict(component.exec_properties)
     examples = standard_artifacts.Examples()
     examples.uri = str(output_dir)
-    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    Executor(Executor.Context(beam_pipeline_args=list(beam_pipeline_args))).Do(
+        {}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
     return examples
 
 
@@ -84,11 +87,11 @@ def anomalous_home(small_movielens, tmp_path_factory):
     import shutil
 
     from components.anomalies_gate.component import DataAnomaliesError
-    from kiko_model import features as fk
+    from kiko_data.movielens import ml1m
 
     data = tmp_path_factory.mktemp("anomalous_data")
     shutil.copytree(small_movielens.out_dir, data, dirs_exist_ok=True)
-    with open(data / fk.RATINGS_FILE, "a", encoding=fk.ML1M_ENCODING) as f:
+    with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
         f.write("1::1::7::978300760\n")
     home = tmp_path_factory.mktemp("anomalous_home")
     with pytest.raises(DataAnomaliesError):

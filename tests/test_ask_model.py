@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from kiko_data import movielens
+from kiko_data.movielens import ml1m
 from kiko_model import data
 from kiko_model import features as fk
 from pipeline import ask_model
@@ -31,9 +31,9 @@ def train(pipeline_home):
 
 @pytest.fixture(scope="module")
 def movies(small_movielens):
-    path = os.path.join(small_movielens.out_dir, fk.MOVIES_FILE)
-    with open(path, encoding=fk.ML1M_ENCODING) as f:
-        return {m.movie_id: m for m in map(movielens.parse_movie_line, f.read().splitlines())}
+    path = os.path.join(small_movielens.out_dir, ml1m.MOVIES_FILE)
+    with open(path, encoding=ml1m.ENCODING) as f:
+        return {m.movie_id: m for m in map(ml1m.parse_movie_line, f.read().splitlines())}
 
 
 def _cli(main, capsys, *argv):

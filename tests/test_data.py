@@ -10,7 +10,9 @@ from tfx.types import artifact_utils
 from components.movielens_example_gen.component import make_input_config
 from kiko_model import data
 from kiko_model import features as fk
-from kiko_data import movielens
+from kiko_data.movielens import Rating
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from tests.conftest import run_example_gen
 
 
@@ -21,24 +23,23 @@ def _split_files(examples, split):
 def test_columns_hold_every_rating_and_its_side_features(small_movielens, small_examples):
     columns = {split: data.load_examples(_split_files(small_examples, split))
                for split in (fk.TRAIN_SPLIT, fk.EVAL_SPLIT)}
-    users = movielens.read_users(movielens.FileRef(small_movielens.users_path))
-    movies = movielens.read_movies(movielens.FileRef(small_movielens.movies_path))
-    with open(small_movielens.ratings_path, encoding=fk.ML1M_ENCODING) as f:
-        expected = sorted(movielens.iter_ratings(f, small_movielens.ratings_path))
+    source = resolve_source(small_movielens.out_dir)
+    users, movies = read_side_records(source, "users"), read_side_records(source, "movies")
+    expected = sorted(read_ratings(source))
     got = []
     for split_columns in columns.values():
         keys = list(zip(split_columns[fk.USER_ID], split_columns[fk.MOVIE_ID],
                         split_columns[fk.TIMESTAMP]))
         assert keys == sorted(keys), "rows must not depend on ExampleGen's shuffled file order"
         assert split_columns[fk.RATING].dtype == np.float32
-        assert fk.TITLE not in split_columns  # not used by the model, not parsed
         for i in range(len(split_columns[fk.RATING])):
             user = users[int(split_columns[fk.USER_ID][i])]
             movie = movies[int(split_columns[fk.MOVIE_ID][i])]
             assert split_columns[fk.GENDER][i] == user.gender.encode()
             assert split_columns[fk.AGE][i] == user.age
             assert split_columns[fk.GENRES][i] == tuple(g.encode() for g in movie.genres)
-            got.append(movielens.Rating(int(split_columns[fk.USER_ID][i]),
+            assert split_columns[fk.TITLE][i] == movie.title.encode("utf-8")
+            got.append(Rating(int(split_columns[fk.USER_ID][i]),
                                         int(split_columns[fk.MOVIE_ID][i]),
                                         float(split_columns[fk.RATING][i]),
                                         int(split_columns[fk.TIMESTAMP][i])))

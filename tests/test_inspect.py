@@ -11,6 +11,7 @@ import re
 import pytest
 import tensorflow_model_analysis as tfma
 
+from kiko_data.movielens import ml1m
 from kiko_model import features as fk
 from pipeline import configs
 from pipeline import inspect_metadata as inspect
@@ -114,9 +115,9 @@ def test_lineage_reaches_the_example_gen_input(home, store, small_movielens):
     gen = result["example_gen"]
     assert gen["node_id"] == fk.EXAMPLE_GEN_ID
     assert os.path.realpath(gen["input_base"]) == os.path.realpath(small_movielens.out_dir)
-    assert gen["input_patterns"] and fk.RATINGS_FILE in list(gen["input_patterns"].values())[0]
+    assert gen["input_patterns"] and ml1m.RATINGS_FILE in list(gen["input_patterns"].values())[0]
     assert result["examples"]["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
-    assert result["schema"]["schema_file"] == configs.SCHEMA_PATH
+    assert result["schema"]["schema_file"] == configs.schema_path(has_users=True, has_movies=True)
     trainer = result["trainer"]
     assert {k: str(v) for k, v in trainer["hparam_overrides"].items()} == \
         {k: str(v) for k, v in FAST_HPARAMS.items()}

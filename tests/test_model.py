@@ -10,7 +10,9 @@ import tensorflow as tf
 
 from kiko_model import features as fk
 from kiko_model import model as km
-from kiko_data import movielens, synthetic
+from kiko_data import synthetic
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model.hparams import HParams
 
 # Small and quick, given as strings the way a CLI or pipeline config passes them.
@@ -22,11 +24,9 @@ UNKNOWN_USER, UNKNOWN_MOVIE = 10_000_001, 10_000_002
 
 def _load(report: synthetic.GenerationReport) -> dict:
     """The generated files, read with the project's parsers, as the model's in-memory dict."""
-    ratings = list(movielens.iter_ratings(
-        movielens.split_lines(movielens.FileRef(report.ratings_path).read_text()),
-        report.ratings_path))
-    users = movielens.read_users(movielens.FileRef(report.users_path))
-    movies = movielens.read_movies(movielens.FileRef(report.movies_path))
+    source = resolve_source(report.out_dir)
+    ratings = list(read_ratings(source))
+    users, movies = read_side_records(source, "users"), read_side_records(source, "movies")
     data = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
             fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
             fk.RATING: np.array([r.rating for r in ratings], np.float32),
@@ -35,7 +35,7 @@ def _load(report: synthetic.GenerationReport) -> dict:
     movie_rows = [movies[r.movie_id] for r in ratings]
     data[fk.GENDER] = np.array([u.gender.encode() for u in user_rows], object)
     data[fk.AGE] = np.array([u.age for u in user_rows], np.int64)
-    data[fk.OCCUPATION] = np.array([u.occupation for u in user_rows], np.int64)
+    data[fk.OCCUPATION] = np.array([u.occupation.encode() for u in user_rows], object)
     data[fk.ZIP_PREFIX] = np.array([u.zip_code[:fk.ZIP_PREFIX_LENGTH].encode()
                                     for u in user_rows], object)
     data[fk.YEAR] = np.array([m.year or 0 for m in movie_rows], np.int64)
@@ -213,13 +213,93 @@ def _example(data: dict, row: int, side: bool) -> bytes:
             int64_list=tf.train.Int64List(value=[data[fk.TIMESTAMP][row]])),
     }
     if side:
-        for key in (fk.GENDER, fk.ZIP_PREFIX):
+        for key in (fk.GENDER, fk.ZIP_PREFIX, fk.OCCUPATION):
             feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data[key][row]]))
-        for key in (fk.AGE, fk.OCCUPATION, fk.YEAR):
+        for key in (fk.AGE, fk.YEAR):
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[data[key][row]]))
         feature[fk.GENRES] = tf.train.Feature(
             bytes_list=tf.train.BytesList(value=list(data[fk.GENRES][row])))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    export_dir = km.export_saved_model(trained.model, str(tmp_path_factory.mktemp("export")))
+    return tf.saved_model.load(export_dir)
+
+
+def _rated_by(fit: dict, val: dict, vocab) -> dict:
+    """Known user id -> set of known movie ids they rated in the train split (fit + val)."""
+    rated = {}
+    for part in (fit, val):
+        for user, movie in zip(part[fk.USER_ID], part[fk.MOVIE_ID]):
+            if vocab.user_index([user])[0] and vocab.movie_index([movie])[0]:
+                rated.setdefault(int(user), set()).add(int(movie))
+    return rated
+
+
+def _cold_start_order(fit: dict, val: dict, vocab) -> np.ndarray:
+    """Movie ids by damped mean rating, best first (ties: lower id first), in plain NumPy."""
+    users = np.concatenate([fit[fk.USER_ID], val[fk.USER_ID]])
+    movies = np.concatenate([fit[fk.MOVIE_ID], val[fk.MOVIE_ID]])
+    ratings = np.concatenate([fit[fk.RATING], val[fk.RATING]]).astype(np.float64)
+    keep = (vocab.user_index(users) > 0) & (vocab.movie_index(movies) > 0)
+    movies, ratings = movies[keep], ratings[keep]
+    prior, mean = km.COLD_START_PRIOR_RATINGS, ratings.mean()
+    score = {m: (ratings[movies == m].sum() + prior * mean) / ((movies == m).sum() + prior)
+             for m in vocab.movie_ids}
+    return np.array(sorted(vocab.movie_ids, key=lambda m: (-score[m], m)), np.int64)
+
+
+def _recommend(loaded, users, k):
+    out = loaded.signatures[fk.RECOMMEND_SIGNATURE](
+        user_id=tf.constant(users, tf.int64), k=tf.constant(k, tf.int32))
+    return out[fk.RECOMMENDED_MOVIE_IDS].numpy(), out[fk.RECOMMENDED_RATINGS].numpy()
+
+
+def test_recommend_returns_the_best_unrated_movies_by_brute_force(trained, splits, exported):
+    fit, val, _ = splits
+    model, vocab = trained.model, trained.vocabularies
+    rated = _rated_by(fit, val, vocab)
+    known = [int(u) for u in vocab.user_ids[:3]]
+    k = 7
+    ids, ratings = _recommend(exported, known + [UNKNOWN_USER], k)
+    assert ids.dtype == np.int64 and ratings.dtype == np.float32
+    assert ids.shape == ratings.shape == (len(known) + 1, k)
+    for row, user in enumerate(known):
+        candidates = np.array(sorted(set(vocab.movie_ids.tolist()) - rated[user]), np.int64)
+        predicted = km.predict(model, {fk.USER_ID: np.full(len(candidates), user),
+                                       fk.MOVIE_ID: candidates})
+        np.testing.assert_allclose(ratings[row], np.sort(predicted)[::-1][:k], atol=1e-5)
+        assert set(ids[row]) <= set(candidates) and len(set(ids[row])) == k
+        np.testing.assert_allclose(
+            ratings[row], km.predict(model, {fk.USER_ID: np.full(k, user),
+                                             fk.MOVIE_ID: ids[row]}), atol=1e-5)
+    # An unknown user: the popular, well-rated movies, with the model's (fallback) ratings.
+    np.testing.assert_array_equal(ids[-1], _cold_start_order(fit, val, vocab)[:k])
+    np.testing.assert_allclose(ratings[-1], km.predict(
+        model, {fk.USER_ID: np.full(k, UNKNOWN_USER), fk.MOVIE_ID: ids[-1]}), atol=1e-5)
+
+
+def test_recommend_clamps_k_and_pads_rows_without_enough_candidates(trained, splits, exported):
+    fit, val, _ = splits
+    vocab = trained.vocabularies
+    user = int(vocab.user_ids[0])
+    n_rated = len(_rated_by(fit, val, vocab)[user])
+    ids, ratings = _recommend(exported, [user, UNKNOWN_USER], vocab.n_movies + 5)
+    assert ids.shape == (2, vocab.n_movies)  # k clamped to the movies the model knows
+    unrated = vocab.n_movies - n_rated
+    assert np.all(ids[0, :unrated] != fk.NO_MOVIE_ID)
+    assert np.all(ids[0, unrated:] == fk.NO_MOVIE_ID) and np.all(ratings[0, unrated:] == 0)
+    assert np.all(np.diff(ratings[0, :unrated]) <= 1e-6)
+    np.testing.assert_array_equal(ids[1], _cold_start_order(fit, val, vocab))
+
+    ids, ratings = _recommend(exported, [user], 0)
+    assert ids.shape == ratings.shape == (1, 0)
+    ids, _ = _recommend(exported, [], 3)
+    assert ids.shape == (0, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 0"):
+        _recommend(exported, [user], -1)
 
 
 def test_saved_model_signatures_match_the_in_memory_model(trained, splits, tmp_path):
@@ -231,7 +311,8 @@ def test_saved_model_signatures_match_the_in_memory_model(trained, splits, tmp_p
 
     export_dir = km.export_saved_model(trained.model, str(tmp_path / "model"))
     loaded = tf.saved_model.load(export_dir)
-    assert set(loaded.signatures) == {km.SERVING_SIGNATURE, km.PREDICT_SIGNATURE}
+    assert set(loaded.signatures) == {km.SERVING_SIGNATURE, km.PREDICT_SIGNATURE,
+                                      fk.RECOMMEND_SIGNATURE}
 
     by_ids = loaded.signatures[km.PREDICT_SIGNATURE](
         user_id=tf.constant(test[fk.USER_ID]), movie_id=tf.constant(test[fk.MOVIE_ID]))
@@ -245,3 +326,19 @@ def test_saved_model_signatures_match_the_in_memory_model(trained, splits, tmp_p
         out = serve(examples=examples)[km.OUTPUT_KEY].numpy()
         assert out.shape == expected.shape
         np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_movie_catalog_round_trips_through_the_saved_model_folder(tmp_path):
+    catalog = {fk.MOVIE_ID: np.array([3, 12], np.int64),
+               fk.TITLE: ["Misérables, Les (1995)", 'Odd\ttitle with "quotes"'],
+               fk.GENRES: [("Drama", "Musical"), ()]}
+    path = km.write_movie_catalog(catalog, str(tmp_path))
+    assert path == str(tmp_path / fk.SAVED_MODEL_EXTRA_DIR / fk.MOVIE_CATALOG_FILE)
+    with open(path, encoding="utf-8") as f:
+        assert f.read().splitlines() == ["movie_id\ttitle\tgenres",
+                                         "3\tMisérables, Les (1995)\tDrama|Musical",
+                                         '12\tOdd title with "quotes"\t']
+    assert km.read_movie_catalog(str(tmp_path)) == {
+        3: ("Misérables, Les (1995)", ("Drama", "Musical")),
+        12: ('Odd title with "quotes"', ())}
+    assert km.read_movie_catalog(str(tmp_path / "elsewhere")) is None

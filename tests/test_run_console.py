@@ -106,11 +106,11 @@ def test_a_failed_run_tells_where_and_why_in_a_few_lines(small_movielens, tmp_pa
     """The runner as a person starts it, on data with a malformed line: ExampleGen fails."""
     import shutil
 
-    from kiko_model import features as fk
+    from kiko_data.movielens import ml1m
 
     data = tmp_path / "data"
     shutil.copytree(small_movielens.out_dir, data)
-    with open(data / fk.RATINGS_FILE, "a", encoding=fk.ML1M_ENCODING) as f:
+    with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
         f.write("1::2::x::978300760\n")
     home = tmp_path / "home"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +123,7 @@ def test_a_failed_run_tells_where_and_why_in_a_few_lines(small_movielens, tmp_pa
     assert len(out.splitlines()) < 40, out
     assert "MovieLensExampleGen    FAILED after" in out
     assert "status         FAILED at MovieLensExampleGen" in out
-    assert f"{fk.RATINGS_FILE}:9001: rating 'x' is not a number" in out  # the failure line
+    assert f"{ml1m.RATINGS_FILE}:9001: rating 'x' is not a number" in out  # the failure line
     report_line = next(line for line in out.splitlines() if line.strip().startswith("report:"))
     assert os.path.isfile(report_line.split("report:", 1)[1].strip())
     (log_name,) = os.listdir(configs.Paths(str(home)).log_dir)

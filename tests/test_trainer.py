@@ -10,7 +10,10 @@ from tfx import v1 as tfx
 from tfx.components.util import tfxio_utils
 from tfx.types import artifact_utils
 
+from kiko_data import movielens
+from kiko_model import data
 from kiko_model import features as fk
+from kiko_model import model as kiko
 from kiko_model import trainer
 from kiko_model.hparams import TRAINER_HPARAMS_KEY
 from tests.conftest import SCHEMA_PATH
@@ -79,6 +82,21 @@ def test_exported_model_serves_examples_and_ids(trained, small_examples):
     by_id = loaded.signatures["predict_ratings"](user_id=users, movie_id=movies)["rating"]
     np.testing.assert_allclose(by_example, by_id.numpy(), rtol=1e-5)
     assert np.all((by_example >= 1) & (by_example <= 5))
+
+
+def test_saved_model_carries_the_catalog_of_training_movies(trained, small_movielens,
+                                                           small_examples):
+    catalog = kiko.read_movie_catalog(os.path.join(trained, "serving"))
+    movies = movielens.read_movies(movielens.FileRef(small_movielens.movies_path))
+    train = data.load_examples([os.path.join(
+        artifact_utils.get_split_uri([small_examples], fk.TRAIN_SPLIT), "*")])
+    assert sorted(catalog) == sorted(set(train[fk.MOVIE_ID].tolist()))
+    for movie_id, (title, genres) in catalog.items():
+        assert (title, genres) == (movies[movie_id].title, tuple(movies[movie_id].genres))
+    loaded = tf.saved_model.load(os.path.join(trained, "serving"))
+    out = loaded.signatures[fk.RECOMMEND_SIGNATURE](
+        user_id=tf.constant([int(train[fk.USER_ID][0])], tf.int64), k=tf.constant(3))
+    assert set(out[fk.RECOMMENDED_MOVIE_IDS].numpy()[0]) <= set(catalog)
 
 
 def test_unknown_hyperparameter_fails_loudly(small_examples, tmp_path):
