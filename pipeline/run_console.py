@@ -135,7 +135,9 @@ def story(home: str) -> Iterator[Console]:
     to_log = logging.StreamHandler(sys.stderr)
     to_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root, beam = logging.getLogger(), logging.getLogger(_BEAM_BUNDLES)
-    root.addHandler(to_log)
+    if not any(isinstance(h, logging.StreamHandler) and h.stream in (sys.stderr, sys.__stderr__)
+               for h in root.handlers):  # else that handler already writes into the log
+        root.addHandler(to_log)
     root.addHandler(handler)
     beam_state = (beam.level, beam.propagate)
     beam.setLevel(logging.DEBUG)
