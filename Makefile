@@ -26,8 +26,13 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# On-demand measurements, minutes each; results and protocols in benchmarks/results/.
+# One of them: make bench BENCH=data_pipeline ARGS="--repeats 1"
+BENCH ?= data_pipeline full_pipeline model_quality
 bench: venv
-	$(PY) benchmarks/run_all.py $(ARGS)
+	@for name in $(BENCH); do \
+	  echo "== benchmarks/$$name.py $(ARGS)"; $(PY) benchmarks/$$name.py $(ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) kiko_home .pytest_cache

@@ -21,6 +21,9 @@ setup(
         "tensorflow-recommenders>=0.7.3,<0.8",
         # apache-beam 2.7x no longer pulls dill, which tfx_bsl and TFT import.
         "dill",
+        # `kiko report` draws its charts; `kiko inspect` and the report format tables.
+        "matplotlib>=3.10,<3.11",
+        "tabulate",
     ],
     extras_require={
         "test": ["pytest"],

@@ -79,6 +79,16 @@ class Paths:
         return os.path.join(self.home, "serving_model")
 
     @property
+    def log_dir(self) -> str:
+        """Full logs of the local runner's runs, one file per run."""
+        return os.path.join(self.home, "logs")
+
+    @property
+    def report_path(self) -> str:
+        """The HTML report the runner writes at the end of each run (`kiko report`)."""
+        return os.path.join(self.home, "report.html")
+
+    @property
     def lock_path(self) -> str:
         """Held (flock) by the one runner using this home; names its pid, host and run."""
         return os.path.join(self.home, "run.lock")

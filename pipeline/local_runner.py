@@ -165,25 +165,33 @@ def build(args: argparse.Namespace):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Runs the pipeline; 0 when it ran (a gate that stopped it raises), 2 for a problem of the
-    machine or a path, 75 when another run holds the home."""
+    """Runs the pipeline, telling its story on the terminal (the full log goes to a file under
+    the home); 0 when the run succeeded, 1 when it failed (the console names the component and
+    the error), 2 for a problem of the machine or a path, 75 when another run holds the home."""
     args = parse_args(argv)
     from absl import logging as absl_logging
 
+    from pipeline import run_console
+
     absl_logging.set_verbosity(absl_logging.INFO)
     paths = configs.Paths(configs.home_dir(args.home))
+    failure = None
     try:
         run_guard.check_data(configs.data_path(args.data),
                              "--data" if args.data else f"${configs.DATA_ENV}")
         with run_guard.guarded_home(paths, args.lock_wait) as run_id:
-            runner = run_guard.local_dag_runner(run_id)
-            try:
-                runner.run(build(args))
-            finally:
-                # The tfx CLI's `pipeline create` only compiles this file: then nothing ran.
-                if runner.started:
-                    print(flush=True)
-                    run_guard.print_summary(paths.metadata_path, run_id)
+            with run_console.story(paths.home) as console:
+                runner = run_guard.local_dag_runner(run_id)
+                try:
+                    runner.run(build(args))
+                except Exception as error:  # noqa: BLE001  (told on the console; log: traceback)
+                    if run_guard.describe_failure(error, paths.home) is not None:
+                        raise  # a problem of the machine: one line below
+                    failure = console.failed(error)
+                finally:
+                    # The tfx CLI's `pipeline create` only compiles this file: then nothing ran.
+                    if runner.started:
+                        run_console.finish(paths.home, console, run_id, failure)
     except run_guard.EnvironmentProblem as problem:
         print(f"kiko: {problem}", file=sys.stderr)
         return problem.exit_code
@@ -193,7 +201,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"kiko: {message}", file=sys.stderr)
         return run_guard.EXIT_ENVIRONMENT
-    return 0
+    return 1 if failure else 0
 
 
 if __name__ == "__main__":

@@ -71,3 +71,29 @@ def pipeline_home(small_movielens, tmp_path_factory):
     home = tmp_path_factory.mktemp("pipeline_home")
     run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0")
     return str(home)
+
+
+@pytest.fixture(scope="session")
+def unblessed_home(small_movielens, tmp_path_factory):
+    """A home whose only model failed the RMSE bound: evaluated, not blessed, nothing pushed."""
+    home = tmp_path_factory.mktemp("unblessed_home")
+    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "0.01")
+    return str(home)
+
+
+@pytest.fixture(scope="session")
+def anomalous_home(small_movielens, tmp_path_factory):
+    """A home whose run the anomalies gate stopped (a rating of 7 in the data)."""
+    import shutil
+
+    from components.anomalies_gate.component import DataAnomaliesError
+    from kiko_data.movielens import ml1m
+
+    data = tmp_path_factory.mktemp("anomalous_data")
+    shutil.copytree(small_movielens.out_dir, data, dirs_exist_ok=True)
+    with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
+        f.write("1::99999::7::978300760\n")  # a new pair: not a duplicate
+    home = tmp_path_factory.mktemp("anomalous_home")
+    with pytest.raises(DataAnomaliesError):
+        run_local_pipeline(data, home)
+    return str(home)
