@@ -23,6 +23,7 @@ import concurrent.futures
 import functools
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -60,6 +61,7 @@ _MIN_CHUNK_BYTES = 256 << 10
 _MAX_CHUNK_BYTES = 8 << 20
 _CHUNKS_PER_FILE = 32
 _STAGING_DIR = "_staging"
+_PROGRESS_DIR = "_progress"
 WHOLE_INPUT_BASE = "."  # the split pattern naming input_base itself
 
 
@@ -131,9 +133,10 @@ def _numbering_base(chunk: Chunk) -> int:
 class _ScanKeys(beam.DoFn):
     """Counts the range's lines and emits the keys of its valid ratings, by bucket."""
 
-    def __init__(self, layout_name: str, path: str):
+    def __init__(self, layout_name: str, path: str, progress_dir: str):
         self._layout_name = layout_name
         self._path = path
+        self._progress_dir = progress_dir
 
     def process(self, chunk: Chunk):
         layout = get_layout(self._layout_name)
@@ -147,6 +150,7 @@ class _ScanKeys(beam.DoFn):
             if rating is not None:
                 keys.append((rating.user_id, rating.movie_id, rating.timestamp, rating.rating,
                              chunk.index, line_number - base))
+        _Progress.done(self._progress_dir, _Progress.SCANNED, chunk.index, len(lines))
         if not keys:
             return
         packed = np.array(keys, dtype=quality.KEY_DTYPE)
@@ -182,6 +186,7 @@ class _ParseSettings:
     check_users: bool
     check_movies: bool
     n_chunks: int
+    progress_dir: str  # each finished range leaves a small file there (see _Progress)
 
 
 class _ParseChunk(beam.DoFn):
@@ -256,7 +261,70 @@ class _ParseChunk(beam.DoFn):
                      stats.examples, stats.rejected,
                      stats.duplicates_exact + stats.duplicates_conflicting,
                      time.perf_counter() - started)
+        _Progress.done(s.progress_dir, _Progress.PARSED, chunk.index, stats.examples)
         yield beam.pvalue.TaggedOutput(STATS_TAG, stats)
+
+
+class _Progress:
+    """Progress of the workers, seen from the launcher through the shared output folder.
+
+    Beam's runners report nothing while a stage runs, and worker log lines do not reach the
+    console: every finished range leaves a small file (`<kind>-<range>` holding a count) in
+    the input split's progress folder, and a thread of the launcher sums them every 10 s.
+    """
+
+    SCANNED, PARSED, TOTAL = "scanned", "parsed", "total"
+    EVERY_S = 10.0
+
+    @staticmethod
+    def done(folder: str, kind: str, index: int, count: int) -> None:
+        with fileio.open(join(folder, f"{kind}-{index}"), "w") as f:
+            f.write(str(count))
+
+    def __init__(self, root: str):
+        self._root = root
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._report, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *unused):
+        self._stop.set()
+        self._thread.join()
+        if fileio.exists(self._root):
+            fileio.rmtree(self._root)
+
+    def summary(self) -> Optional[str]:
+        if not fileio.exists(self._root):
+            return None
+        totals = {"total": 0, "scanned": 0, "parsed": 0, "examples": 0, "lines": 0}
+        for folder in fileio.listdir(self._root):
+            folder = join(self._root, folder.rstrip("/"))
+            for name in fileio.listdir(folder):
+                kind = name.split("-", 1)[0]
+                with fileio.open(join(folder, name), "r") as f:
+                    count = int(f.read() or 0)
+                if kind == self.TOTAL:
+                    totals["total"] += count
+                else:
+                    totals[kind] += 1
+                    totals["examples" if kind == self.PARSED else "lines"] += count
+        if not totals["total"]:
+            return None
+        return (f"MovieLensExampleGen: {totals['scanned']}/{totals['total']} ranges scanned "
+                f"({totals['lines']:,} lines), {totals['parsed']}/{totals['total']} parsed "
+                f"({totals['examples']:,} examples)")
+
+    def _report(self):
+        while not self._stop.wait(self.EVERY_S):
+            try:
+                line = self.summary()
+            except (OSError, ValueError):  # a file being written: next time
+                continue
+            if line:
+                logging.info(line)
 
 
 def _one_argument_errors(records):
@@ -356,6 +424,9 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
     chunks = plan_chunks(ratings.path, size, chunk_bytes(size))
     logging.info("MovieLensExampleGen: %s: %d bytes in %d ranges", source.ratings.display_name,
                  size, len(chunks))
+    progress_dir = join(join(examples_uri, _PROGRESS_DIR), name)
+    fileio.makedirs(progress_dir)
+    _Progress.done(progress_dir, _Progress.TOTAL, 0, len(chunks))
     quality_dir = join(examples_uri, spec.QUALITY_DIR)
     _write_lines(join(quality_dir, f"{name}.source.json"), [json.dumps({
         "input": split_pattern, "layout": layout.name, "release": source.release,
@@ -375,11 +446,12 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
         skip_malformed=options.skip_malformed,
         # TFX partitions by a feature only for tf.Example protos; by bytes otherwise.
         as_proto=output_config.split_config.HasField("partition_feature_name"),
-        check_users=users is not None, check_movies=movies is not None, n_chunks=len(chunks))
+        check_users=users is not None, check_movies=movies is not None, n_chunks=len(chunks),
+        progress_dir=progress_dir)
 
     ranges = pipeline | "Ranges" >> beam.Create(chunks, reshuffle=True)
     scanned = ranges | "ScanKeys" >> beam.ParDo(
-        _ScanKeys(layout.name, settings.path)).with_outputs(LINES_TAG, main="keys")
+        _ScanKeys(layout.name, settings.path, progress_dir)).with_outputs(LINES_TAG, main="keys")
     first_lines = (scanned[LINES_TAG] | "CollectLineCounts" >> beam.combiners.ToList()
                    | "FirstLines" >> beam.Map(_first_lines))
     losers = (scanned["keys"] | "GroupKeys" >> beam.GroupByKey()
@@ -477,7 +549,8 @@ class Executor(BaseExampleGenExecutor):
 
         started = time.perf_counter()
         try:
-            with self._make_beam_pipeline() as pipeline:
+            with _Progress(join(examples.uri, _PROGRESS_DIR)), \
+                    self._make_beam_pipeline() as pipeline:
                 for split, example_split in self.GenerateExamplesByBeam(
                         pipeline, exec_properties).items():
                     _ = example_split | f"WriteSplit[{split}]" >> _WriteSplit(
