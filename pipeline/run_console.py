@@ -115,6 +115,17 @@ class Console(logging.Handler):
         return text
 
 
+def _copy_into(source: int, log_fd: int) -> None:
+    """Copies everything read from `source` into the log file until end of file; a failed
+    write (a full disk) loses those bytes, never blocks or fails the writers."""
+    with os.fdopen(source, "rb", buffering=0) as pipe:
+        for block in iter(lambda: pipe.read(65536), b""):
+            try:
+                os.write(log_fd, block)
+            except OSError:
+                pass
+
+
 @contextlib.contextmanager
 def story(home: str) -> Iterator[Console]:
     """Within the block, the process's output goes to a new log file under `home` and the
@@ -128,8 +139,16 @@ def story(home: str) -> Iterator[Console]:
     saved = (os.dup(1), os.dup(2))
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     terminal.write(f"kiko run: home {home}\n  full log: {log_path}\n")
-    os.dup2(log_fd, 1)  # C++ messages and worker subprocesses inherit these descriptors
-    os.dup2(log_fd, 2)
+    # C++ messages and worker subprocesses inherit descriptors 1 and 2: they get a pipe, which a
+    # thread copies into the log. A write to the log file itself can fail (a full disk), and a
+    # Beam worker whose stderr write fails never reports its error: the run would hang.
+    pipe_read, pipe_write = os.pipe()
+    copier = threading.Thread(target=_copy_into, args=(pipe_read, log_fd), name="kiko-log",
+                              daemon=True)
+    copier.start()
+    os.dup2(pipe_write, 1)
+    os.dup2(pipe_write, 2)
+    os.close(pipe_write)
     handler = Console(terminal)
     # Python logging (libraries, absl, kiko) into the log file, whatever handlers exist.
     to_log = logging.StreamHandler(sys.stderr)
@@ -165,6 +184,7 @@ def story(home: str) -> Iterator[Console]:
         sys.stderr.flush()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
+        copier.join(timeout=10)  # the pipe closes when the last writer (workers too) is gone
         for fd in (*saved, log_fd):
             os.close(fd)
         terminal.write(f"  full log: {log_path}\n")

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -449,38 +448,3 @@ def local_dag_runner(run_id: str):
             return super().run_with_ir(pipeline, run_options=run_options)
 
     return OwnRunIdLocalDagRunner()
-
-
-def latest_run_id(metadata_path: str) -> Optional[str]:
-    """The run id of the latest pipeline run in a home's ML Metadata (None without runs)."""
-    if not os.path.isfile(metadata_path):
-        return None
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
-
-    config = mlmd_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = mlmd_pb2.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
-    if _RUN_CONTEXT not in {t.name for t in store.get_context_types()}:
-        return None
-    runs = sorted(store.get_contexts_by_type(_RUN_CONTEXT),
-                  key=lambda c: (c.create_time_since_epoch, c.id))
-    return runs[-1].name if runs else None
-
-
-def print_summary(metadata_path: str, run_id: str) -> None:
-    """The end summary of this runner's own run `run_id`.
-
-    The summary command describes the latest run; the home lock keeps every other runner out
-    until this one has printed, so that is this run. The check makes a breach loud rather than
-    describing another process's run.
-    """
-    from pipeline import inspect_metadata
-
-    latest = latest_run_id(metadata_path)
-    if latest != run_id:
-        print(f"kiko: the latest run in {metadata_path} is {latest}, not this runner's run "
-              f"{run_id}: was the home used without its lock?", file=sys.stderr)
-        return
-    inspect_metadata.main(["--metadata", metadata_path])

@@ -2,7 +2,6 @@
 
 import kiko_model  # noqa: F401  (must stay the first import)
 
-import os
 
 import pytest
 

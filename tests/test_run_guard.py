@@ -361,14 +361,10 @@ def test_runner_uses_the_run_id_it_was_given(tmp_path, capsys):
     runner = run_guard.local_dag_runner("run-under-test")
     runner.run(pipeline)
     assert runner.started
-    assert run_guard.latest_run_id(metadata_path) == "run-under-test"
-    capsys.readouterr()
-    run_guard.print_summary(metadata_path, "run-under-test")
-    assert re.search(r"^  run +run-under-test$", capsys.readouterr().out, re.MULTILINE)
-    run_guard.print_summary(metadata_path, "another-run")
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "is run-under-test, not this runner's run another-run" in captured.err
+    from pipeline import metadata_reader
+    store = metadata_reader.open_store(metadata_path)
+    assert metadata_reader.run_summary(store, "run-under-test")["run_id"] == "run-under-test"
+    assert metadata_reader.run_summary(store)["run_id"] == "run-under-test"
 
 
 # ---------------------------------------------------------------------------------------------

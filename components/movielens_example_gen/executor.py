@@ -46,7 +46,7 @@ from components.movielens_example_gen import quality, spec
 from components.movielens_example_gen.example_encoder import RatingEncoder
 from kiko_data.movielens import get_layout
 from kiko_data.movielens.files import (
-    Chunk, FileRef, join, plan_chunks, read_chunk_lines, stage)
+    Chunk, join, plan_chunks, read_chunk_lines, stage)
 from kiko_data.movielens.reading import (
     HeaderError, LineFacts, SideFile, check_header, check_not_compressed, iter_records,
     read_side_file)
