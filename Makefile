@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed-stamp
 venv: $(STAMP)
 
 # The whole stack is pinned by constraints.txt so a fresh install resolves the same versions.
+# The tests compile the Kubeflow v2 pipeline and run Beam on Dask: they need both extras.
 $(STAMP): setup.py constraints.txt
 	@test -x $(PY) || "$$(.ci/python310)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,kfp,dask]'
 	@touch $@
 
 run: venv
@@ -25,8 +26,13 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# On-demand measurements, minutes each; results and protocols in benchmarks/results/.
+# One of them: make bench BENCH=data_pipeline ARGS="--repeats 1"
+BENCH ?= data_pipeline full_pipeline model_quality
 bench: venv
-	$(PY) benchmarks/run_all.py $(ARGS)
+	@for name in $(BENCH); do \
+	  echo "== benchmarks/$$name.py $(ARGS)"; $(PY) benchmarks/$$name.py $(ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) kiko_home .pytest_cache

@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -25,20 +25,26 @@ def machine() -> Dict[str, object]:
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def component_seconds(metadata_path: str) -> Dict[str, float]:
-    """Node id -> seconds of its (last) execution, from ML Metadata's timestamps."""
+def component_windows(metadata_path: str) -> Dict[str, Tuple[float, float]]:
+    """Node id -> (start, end) in seconds since the epoch of its (last) execution, from ML
+    Metadata's timestamps, in execution order."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     store = metadata_store.MetadataStore(config)
-    seconds = {}
+    windows = {}
     for context in store.get_contexts_by_type("node"):
         node = context.name.split(".", 1)[1]
         executions = store.get_executions_by_context(context.id)
         if executions:
             last = max(executions, key=lambda e: e.create_time_since_epoch)
-            seconds[node] = (last.last_update_time_since_epoch
-                             - last.create_time_since_epoch) / 1000.0
-    return seconds
+            windows[node] = (last.create_time_since_epoch / 1000.0,
+                             last.last_update_time_since_epoch / 1000.0)
+    return dict(sorted(windows.items(), key=lambda item: item[1][0]))
+
+
+def component_seconds(metadata_path: str) -> Dict[str, float]:
+    """Node id -> seconds of its (last) execution, from ML Metadata's timestamps."""
+    return {node: end - start for node, (start, end) in component_windows(metadata_path).items()}
 
 
 def summarize(runs: List[Dict[str, float]]) -> Dict[str, Dict[str, float]]:

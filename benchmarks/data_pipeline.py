@@ -25,6 +25,7 @@ from components.movielens_example_gen.component import (  # noqa: E402
     locate_input, make_input_config)
 from kiko_model import features as fk  # noqa: E402
 from kiko_data import synthetic  # noqa: E402
+from kiko_data.movielens.source import resolve_source  # noqa: E402
 from pipeline import configs  # noqa: E402
 from pipeline.kiko_pipeline import create_pipeline  # noqa: E402
 
@@ -38,7 +39,8 @@ def main() -> None:
     started = common.machine()
     data = synthetic.ensure_generated(os.path.join(common.WORK_DIR, "synthetic-ml1m"),
                                       configs.EMBEDDED_DATA)
-    input_base, pattern = locate_input(data.out_dir)
+    source = resolve_source(data.out_dir)
+    input_base, pattern = locate_input(source)
     runs = []
     for repeat in range(args.repeats):
         home = os.path.join(common.WORK_DIR, "data_pipeline_home")
@@ -46,7 +48,8 @@ def main() -> None:
         pipeline = create_pipeline(
             pipeline_name="kiko-bench", pipeline_root=os.path.join(home, "root"),
             input_base=input_base, input_config=make_input_config({"single_split": pattern}),
-            schema_path=configs.SCHEMA_PATH, metadata_path=os.path.join(home, "md.sqlite"),
+            schema_path=configs.schema_path(source.users is not None, source.movies is not None),
+            metadata_path=os.path.join(home, "md.sqlite"),
             beam_pipeline_args=configs.beam_pipeline_args(args.workers),
             enable_cache=False, validate_only=True)
         start = time.time()

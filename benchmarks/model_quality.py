@@ -41,7 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiko_data import movielens, synthetic
+from kiko_data import synthetic
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model import data
 from kiko_model import features as fk
 from kiko_model.hparams import HParams
@@ -57,26 +59,25 @@ SPLIT_SEED = 42
 # --- data ---------------------------------------------------------------------------------------
 
 def load_ml1m_format(folder: str | os.PathLike) -> data.Examples:
-    """ratings.dat (+ users.dat, movies.dat when present) as the model's in-memory examples."""
-    folder = Path(folder)
-    text = (folder / fk.RATINGS_FILE).read_bytes().replace(b"::", b"\t")
-    frame = pd.read_csv(io.BytesIO(text), sep="\t", header=None,
-                        names=[fk.USER_ID, fk.MOVIE_ID, fk.RATING, fk.TIMESTAMP])
-    columns = {fk.USER_ID: frame[fk.USER_ID].to_numpy(np.int64),
-               fk.MOVIE_ID: frame[fk.MOVIE_ID].to_numpy(np.int64),
-               fk.RATING: frame[fk.RATING].to_numpy(np.float32),
-               fk.TIMESTAMP: frame[fk.TIMESTAMP].to_numpy(np.int64)}
+    """A generated data set (ratings + side files) as the model's in-memory examples."""
+    source = resolve_source(str(folder))
+    ratings = list(read_ratings(source))
+    columns = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
+               fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
+               fk.RATING: np.array([r.rating for r in ratings], np.float32),
+               fk.TIMESTAMP: np.array([r.timestamp for r in ratings], np.int64)}
+    del ratings
     users = movies = data.SideTable()
-    if (folder / fk.USERS_FILE).exists():
-        table = movielens.read_users(movielens.FileRef(str(folder / fk.USERS_FILE)))
+    table = read_side_records(source, "users")
+    if table:
         ids = sorted(table)
         users = data.side_table(np.array(ids), {
             fk.GENDER: [[table[u].gender.encode()] for u in ids],
             fk.AGE: [[table[u].age] for u in ids],
-            fk.OCCUPATION: [[table[u].occupation] for u in ids],
+            fk.OCCUPATION: [[table[u].occupation.encode()] for u in ids],
             fk.ZIP_PREFIX: [[table[u].zip_code[:fk.ZIP_PREFIX_LENGTH].encode()] for u in ids]})
-    if (folder / fk.MOVIES_FILE).exists():
-        table = movielens.read_movies(movielens.FileRef(str(folder / fk.MOVIES_FILE)))
+    table = read_side_records(source, "movies")
+    if table:
         ids = sorted(table)
         movies = data.side_table(np.array(ids), {
             fk.TITLE: [[table[m].title.encode()] for m in ids],

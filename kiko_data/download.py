@@ -1,8 +1,10 @@
-"""Fetch MovieLens-1M (ml-1m.zip) from GroupLens: checksum-verified, atomic, safely extracted.
+"""Fetch a MovieLens release from GroupLens: checksum-verified, atomic, safely extracted.
 
-`ML1M_MD5` is the md5 that GroupLens publishes next to the archive (ml-1m.zip.md5). The data
-is never committed (GroupLens licence); machines without internet access need the zip put in
-place by hand, then passed to the pipeline with --data.
+`RELEASES` holds the md5 GroupLens publishes next to each fixed release's archive
+(`<release>.zip.md5`). For releases without a pinned value (ml-32m, and the "latest" archives,
+which GroupLens regenerates) the md5 is read from that published `.md5` file at download time.
+The data is never committed (GroupLens licence); machines without internet access need the zip
+put in place by hand, then passed to the pipeline with --data.
 """
 
 from __future__ import annotations
@@ -22,9 +24,22 @@ import zipfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
-# GroupLens' published md5 of ml-1m.zip, from ML1M_URL + ".md5".
-ML1M_MD5 = "c4d9eecfca2ab87c1945afe126590906"
+GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
+# GroupLens' published md5 of each release's zip (from <release>.zip.md5), None where it is read
+# from that file at download time.
+RELEASES = {
+    "ml-100k": "0e33842e24a9c977be4e0107933c0723",
+    "ml-1m": "c4d9eecfca2ab87c1945afe126590906",
+    "ml-10m": "ce571fd55effeba0271552578f2648bd",
+    "ml-20m": "cd245b17a1ae2cc31bb14903e1204af3",
+    "ml-25m": "6b51fb2759a8657d3bfcbfc42b592ada",
+    "ml-32m": None,
+    "ml-latest-small": None,
+    "ml-latest": None,
+}
+DEFAULT_RELEASE = "ml-1m"
+ML1M_URL = f"{GROUPLENS_URL}ml-1m.zip"
+ML1M_MD5 = RELEASES["ml-1m"]
 
 _CHUNK_BYTES = 1 << 20
 _HEX_LENGTHS = {"md5": 32, "sha256": 64}
@@ -180,6 +195,30 @@ def extract_zip(zip_path: Union[str, os.PathLike], dest_dir: Union[str, os.PathL
     return dest
 
 
+def release_url(release: str) -> str:
+    """The GroupLens address of a release's zip."""
+    if release not in RELEASES:
+        raise ValueError(f"unknown MovieLens release {release!r}; known: {', '.join(RELEASES)}")
+    return f"{GROUPLENS_URL}{release}.zip"
+
+
+def published_md5(url: str, timeout: float = 60) -> str:
+    """The md5 in the `.md5` file GroupLens publishes beside `url` (`MD5 (x.zip) = hex` or
+    `hex  x.zip`)."""
+    sidecar = url + ".md5"
+    try:
+        with urllib.request.build_opener().open(sidecar, timeout=timeout) as response:
+            text = response.read(4096).decode("ascii", "replace")
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise DownloadError(f"could not read the published checksum {sidecar} "
+                            f"({getattr(error, 'reason', error)})") from error
+    words = [w.strip("() ") for w in text.replace("=", " ").split()]
+    digests = [w.lower() for w in words if len(w) == 32 and not w.strip("0123456789abcdefABCDEF")]
+    if len(digests) != 1:
+        raise DownloadError(f"{sidecar} does not hold one md5 digest: {text[:200]!r}")
+    return digests[0]
+
+
 def download(
     dest_dir: Union[str, os.PathLike],
     url: str = ML1M_URL,
@@ -207,33 +246,35 @@ def download(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command line: download (and extract) ml-1m.zip, then print the resulting path."""
+    """Command line: download (and extract) a release, then print the resulting path."""
     parser = argparse.ArgumentParser(
-        prog="python -m kiko_data.download",
+        prog="kiko download",
         description=(
-            "Download MovieLens-1M from GroupLens into DEST, verify its checksum, extract it "
-            "safely and print the extracted folder (or the zip with --no-extract). A zip already "
-            "in DEST with the right checksum is reused without network access. Without internet "
-            "access, put ml-1m.zip in DEST by hand instead."))
+            "Download a MovieLens release from GroupLens into DEST, verify its checksum, extract "
+            "it safely and print the extracted folder (or the zip with --no-extract). A zip "
+            "already in DEST with the right checksum is reused without network access. Without "
+            "internet access, put the zip in DEST by hand instead."))
     parser.add_argument("--dest", required=True, help="folder to download into and extract in")
-    parser.add_argument("--url", default=ML1M_URL, help=f"archive URL (default: {ML1M_URL})")
-    parser.add_argument(
-        "--md5",
-        help=(f"expected md5 (default: GroupLens' published {ML1M_MD5} for the default URL; "
-              "another --url needs --md5 or --sha256)"))
+    parser.add_argument("--release", choices=list(RELEASES), default=DEFAULT_RELEASE,
+                        help=f"the GroupLens release (default {DEFAULT_RELEASE}); its published "
+                             "md5 is checked (read from <release>.zip.md5 where none is pinned)")
+    parser.add_argument("--url", help="another archive URL instead of the release's (needs "
+                                      "--md5 or --sha256)")
+    parser.add_argument("--md5", help="expected md5 (default: the release's published md5)")
     parser.add_argument("--sha256", help="expected sha256, checked as well when given")
     parser.add_argument("--no-extract", action="store_true",
                         help="keep the verified zip without extracting it")
     parser.add_argument("--timeout", type=float, default=60,
                         help="network timeout in seconds (default: 60)")
     args = parser.parse_args(argv)
-    md5 = args.md5
-    if md5 is None and args.url == ML1M_URL:
-        md5 = ML1M_MD5
-    if md5 is None and args.sha256 is None:
-        parser.error("--url other than the default needs --md5 or --sha256")
+    if args.url and args.md5 is None and args.sha256 is None:
+        parser.error("--url needs --md5 or --sha256")
+    url = args.url or release_url(args.release)
     try:
-        result = download(args.dest, url=args.url, md5=md5, sha256=args.sha256,
+        md5 = args.md5
+        if md5 is None and args.url is None:
+            md5 = RELEASES[args.release] or published_md5(url, args.timeout)
+        result = download(args.dest, url=url, md5=md5, sha256=args.sha256,
                           extract=not args.no_extract, timeout=args.timeout)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         sys.exit(f"{parser.prog}: error: {error}")

@@ -12,7 +12,7 @@ Generative model (all draws from ``numpy.random`` streams spawned from ``config.
   ML-1M's proportions (under-18 users are mostly K-12 students, many 56+ users retired); a
   zip code made of a clustered 3-digit prefix and 2 digits, ~1 % with a ``-dddd`` suffix.
 * Movies: ids are a sorted sample of 1..~1.018 * n_movies (gaps, as in ML-1M's 1..3952);
-  1-3 genres drawn from `features.GENRE_VOCABULARY` with ML-1M's genre frequencies; a year in
+  1-3 genres drawn from `GENRES` with ML-1M's genre frequencies; a year in
   1919..2000 with ML-1M's recent-skewed year histogram; a title built from word lists, with
   ML-1M's shapes (moved articles ``Noun, The``, accented foreign titles ``Misérables, Les``,
   alternative titles in inner parentheses, commas, colons, sequels).
@@ -64,22 +64,29 @@ Everything is deterministic: the same config gives byte-identical files.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import io
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from kiko_model import features
+from kiko_data.movielens import LAYOUTS, RELEASE_LAYOUTS, ml100k, ml10m, ml1m, ml20m
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 REPORT_FILE = "generator.json"
+# The genres of ML-1M's movies.dat, in its README's order (the generator's vocabulary).
+GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
+          "Thriller", "War", "Western")
 
 ML1M_N_USERS = 6040
 ML1M_N_MOVIES = 3883
@@ -161,7 +168,51 @@ _SESSION_BREAK_P = 0.01
 _SESSION_BREAK_MEAN_S = 5 * 86400.0
 
 _STREAMS = ("users", "movies", "titles", "structure", "activity", "selection", "noise",
-            "calibration", "timestamps")
+            "calibration", "timestamps", "layout")
+
+# ML-25M's rating histogram, 0.5 .. 5.0 in half stars (the half-star layouts').
+HALF_STAR_RATING_FRACTIONS = (0.0157, 0.0311, 0.0160, 0.0656, 0.0505, 0.1959, 0.1271, 0.2656,
+                              0.0880, 0.1445)
+
+
+@dataclass(frozen=True)
+class LayoutStyle:
+    """What a generated data set of one layout looks like besides its file format."""
+
+    half_stars: bool
+    first_timestamp: int
+    last_timestamp: int
+    early_starters_until: int  # most users start between first_timestamp and this
+
+    @property
+    def rating_fractions(self) -> tuple:
+        return HALF_STAR_RATING_FRACTIONS if self.half_stars else ML1M_RATING_FRACTIONS
+
+    @property
+    def levels(self) -> np.ndarray:
+        """The rating values, lowest first."""
+        k = len(self.rating_fractions)
+        return np.arange(1, k + 1) / 2.0 if self.half_stars else np.arange(1.0, k + 1)
+
+
+# Per layout (kiko_data.movielens's names): ML-100K's 1997-98 and ML-1M's 2000-03 whole stars,
+# ML-10M's and the CSV releases' half stars over their longer windows.
+LAYOUT_STYLES = {
+    ml100k.LAYOUT.name: LayoutStyle(False, 874724710, 893286638, 893286638 - 86400),
+    ml1m.LAYOUT.name: LayoutStyle(False, ML1M_FIRST_TIMESTAMP, ML1M_LAST_TIMESTAMP, _YEAR_2001),
+    ml10m.LAYOUT.name: LayoutStyle(True, 789652009, 1231131736, 1231131736 - 86400),
+    ml20m.LAYOUT.name: LayoutStyle(True, 789652009, 1574327703, 1574327703 - 86400),
+}
+# Sizes of GroupLens' releases (users, movies in the movies file, ratings), for --size.
+RELEASE_SIZES = {
+    "ml-100k": (943, 1682, 100_000), "ml-1m": (6040, 3883, 1_000_209),
+    "ml-10m": (69_878, 10_681, 10_000_054), "ml-20m": (138_493, 27_278, 20_000_263),
+    "ml-25m": (162_541, 62_423, 25_000_095), "ml-32m": (200_948, 87_585, 32_000_204),
+    "ml-latest-small": (610, 9742, 100_836),
+}
+# Titles in scripts latin-1 cannot encode, for the UTF-8 layouts (ML-10M and later).
+_UTF8_ORIGINAL_TITLES = ("千と千尋の神隠し", "Амели с Монмартра", "Ο Θίασος", "올드보이",
+                         "Ödön & Şükrü", "Cidade de Deus — Rio")
 
 
 @dataclass(frozen=True)
@@ -180,6 +231,7 @@ class GeneratorConfig:
     noise: float = 0.7
     interaction_std: float = 0.4
     seed: int = 0
+    layout: str = ml1m.LAYOUT.name  # the files' layout (kiko_data.movielens.LAYOUTS)
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_movies", "n_ratings", "rank", "seed"):
@@ -189,6 +241,9 @@ class GeneratorConfig:
             object.__setattr__(self, name, int(value))  # plain ints for JSON and equality
         for name in ("noise", "interaction_std"):
             object.__setattr__(self, name, float(getattr(self, name)))
+        if self.layout not in LAYOUT_STYLES:
+            raise ValueError(f"GeneratorConfig.layout must be one of {sorted(LAYOUT_STYLES)}, "
+                             f"got {self.layout!r}")
         if self.n_users < 1 or self.rank < 1 or self.seed < 0:
             raise ValueError("GeneratorConfig needs n_users >= 1, rank >= 1 and seed >= 0")
         if self.n_movies < MIN_RATINGS_PER_USER:
@@ -223,6 +278,21 @@ class GeneratorConfig:
         values = dict(n_users=100, n_movies=120, n_ratings=6_000, seed=seed)
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def release(cls, name: str, seed: int = 0, **overrides) -> "GeneratorConfig":
+        """The size of GroupLens' release `name` (RELEASE_SIZES), in that release's layout."""
+        if name not in RELEASE_SIZES:
+            raise ValueError(f"unknown release {name!r}; known: {', '.join(RELEASE_SIZES)}")
+        n_users, n_movies, n_ratings = RELEASE_SIZES[name]
+        values = dict(n_users=n_users, n_movies=n_movies, n_ratings=n_ratings, seed=seed,
+                      layout=RELEASE_LAYOUTS[name])
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def style(self) -> LayoutStyle:
+        return LAYOUT_STYLES[self.layout]
 
     @classmethod
     def scaled(cls, n_ratings: int, seed: int = 0, **overrides) -> "GeneratorConfig":
@@ -262,13 +332,13 @@ class GenerationReport:
     config: GeneratorConfig
     out_dir: str
     ratings_path: str
-    users_path: str
+    users_path: Optional[str]  # None when the layout has no users file
     movies_path: str
     n_ratings: int
     n_users: int
     n_movies: int
     n_movies_rated: int
-    rating_histogram: dict  # rating (1..5) -> count
+    rating_histogram: dict  # rating (1.0 .. 5.0, or 0.5 .. 5.0 in half stars) -> count
     thresholds: tuple
     noise_floor_rmse: float
     noise_floor_mae: float
@@ -279,23 +349,24 @@ class GenerationReport:
     max_user_ratings: int
     first_timestamp: int
     last_timestamp: int
-    file_sizes: dict  # file name -> bytes
+    file_sizes: dict  # file name -> bytes, of every file written
     generator_version: int = GENERATOR_VERSION
 
     @property
     def rating_fractions(self) -> dict:
-        """Rating (1..5) -> fraction of all ratings."""
+        """Rating -> fraction of all ratings."""
         return {k: v / self.n_ratings for k, v in self.rating_histogram.items()}
 
     def to_json_dict(self) -> dict:
         """JSON-ready form; file paths are stored relative to the output folder."""
         values = dataclasses.asdict(self)
         values["config"] = self.config.to_dict()
-        values["rating_histogram"] = {str(k): v for k, v in self.rating_histogram.items()}
+        values["rating_histogram"] = {f"{k:g}": v for k, v in self.rating_histogram.items()}
         values["thresholds"] = list(self.thresholds)
         del values["out_dir"]
         for key in ("ratings_path", "users_path", "movies_path"):
-            values[key] = os.path.basename(values[key])
+            if values[key] is not None:
+                values[key] = os.path.basename(values[key])
         return values
 
     @classmethod
@@ -304,11 +375,13 @@ class GenerationReport:
         values = dict(values)
         out_dir = os.path.abspath(out_dir)
         values["config"] = GeneratorConfig.from_dict(values["config"])
-        values["rating_histogram"] = {int(k): v for k, v in values["rating_histogram"].items()}
+        values["rating_histogram"] = {float(k): v
+                                      for k, v in values["rating_histogram"].items()}
         values["thresholds"] = tuple(values["thresholds"])
         values["out_dir"] = out_dir
         for key in ("ratings_path", "users_path", "movies_path"):
-            values[key] = os.path.join(out_dir, values[key])
+            if values[key] is not None:
+                values[key] = os.path.join(out_dir, values[key])
         return cls(**values)
 
 
@@ -367,10 +440,10 @@ def _draw_movies(rng: np.random.Generator, n_movies: int) -> dict:
     year = FIRST_YEAR + rng.choice(LAST_YEAR - FIRST_YEAR + 1, n_movies, p=_year_probabilities())
     n_genres = 1 + rng.choice(len(_GENRES_PER_MOVIE_P), n_movies, p=_GENRES_PER_MOVIE_P)
     # Weighted sampling without replacement: the n_genres smallest of Exp(1) / weight.
-    race = rng.standard_exponential((n_movies, len(features.GENRE_VOCABULARY)))
+    race = rng.standard_exponential((n_movies, len(GENRES)))
     race /= np.asarray(_GENRE_COUNTS, dtype=float)
     order = np.argsort(race, axis=1)
-    genres = np.zeros((n_movies, len(features.GENRE_VOCABULARY)), dtype=bool)
+    genres = np.zeros((n_movies, len(GENRES)), dtype=bool)
     chosen = np.arange(genres.shape[1])[None, :] < n_genres[:, None]
     genres[np.nonzero(chosen)[0], order[chosen]] = True
     return dict(ids=ids, year=year, genres=genres)
@@ -534,7 +607,7 @@ def _latent_structure(rng: np.random.Generator, config: GeneratorConfig, users: 
                     dict(gender=2, age=len(AGE_CODES), occupation=N_OCCUPATIONS,
                          individual=n_users), rank)
     m = _embeddings(rng, _MOVIE_FACTOR_SHARES,
-                    dict(genres=len(features.GENRE_VOCABULARY), year=1, individual=n_movies),
+                    dict(genres=len(GENRES), year=1, individual=n_movies),
                     rank)
     _plant_taste_axes(u, m, rank)
     user_factors = (u["gender"][gender_index] + u["age"][users["age_index"]]
@@ -623,27 +696,27 @@ def _select_movies(rng: np.random.Generator, counts: np.ndarray,
     return np.concatenate(users), np.concatenate(movies)
 
 
-def _timestamps(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
-    """Per-user clustered, increasing timestamps within ML-1M's window (users in id order)."""
+def _timestamps(rng: np.random.Generator, counts: np.ndarray, style: LayoutStyle) -> np.ndarray:
+    """Per-user clustered, increasing timestamps within the layout's window (users in id order)."""
     n_users = len(counts)
+    first, last = style.first_timestamp, style.last_timestamp
     late = rng.random(n_users) < _LATE_STARTER_FRACTION
-    early_start = ML1M_FIRST_TIMESTAMP + rng.beta(1.5, 1.2, n_users) * (
-        _YEAR_2001 - ML1M_FIRST_TIMESTAMP)
-    late_start = rng.uniform(ML1M_FIRST_TIMESTAMP, ML1M_LAST_TIMESTAMP - 86400, n_users)
+    early_start = first + rng.beta(1.5, 1.2, n_users) * (style.early_starters_until - first)
+    late_start = rng.uniform(first, last - 86400, n_users)
     start = np.where(late, late_start, early_start)
 
     total = int(counts.sum())
     gaps = rng.exponential(_RATING_GAP_MEAN_S, total)
     breaks = rng.random(total) < _SESSION_BREAK_P
     gaps[breaks] = rng.exponential(_SESSION_BREAK_MEAN_S, int(breaks.sum()))
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    gaps[first] = 0.0
+    first_rating = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    gaps[first_rating] = 0.0
     elapsed = np.cumsum(gaps)
-    elapsed -= np.repeat(elapsed[first], counts)
+    elapsed -= np.repeat(elapsed[first_rating], counts)
     span = np.maximum(elapsed[np.cumsum(counts) - 1], 1.0)
-    fit = np.minimum(1.0, (ML1M_LAST_TIMESTAMP - start) / span)
+    fit = np.minimum(1.0, (last - start) / span)
     stamps = np.repeat(start, counts) + elapsed * np.repeat(fit, counts)
-    return np.clip(np.floor(stamps), ML1M_FIRST_TIMESTAMP, ML1M_LAST_TIMESTAMP).astype(np.int64)
+    return np.clip(np.floor(stamps), first, last).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,25 +733,29 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
     return ndtr(x)
 
 
-def _thresholds(mean: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """The 4 cut points: quantiles of mean + independent noise at ML-1M's cumulative mix."""
-    cumulative = np.cumsum(ML1M_RATING_FRACTIONS)[:-1]
+def _thresholds(mean: np.ndarray, noise: np.ndarray, fractions: Sequence[float]) -> np.ndarray:
+    """The cut points: quantiles of mean + independent noise at the cumulative rating mix."""
+    cumulative = np.cumsum(fractions)[:-1]
     return np.quantile(mean + noise, cumulative)
 
 
 def _noise_floor(ratings: np.ndarray, mean: np.ndarray, thresholds: np.ndarray,
-                 noise: float) -> dict:
-    """Error of the Bayes predictor E[r | mean] = 1 + sum_k Phi((mean - t_k) / noise)."""
-    exceed = _normal_cdf((mean[:, None] - thresholds[None, :]) / noise)  # P(r > k), k = 1..4
-    expected = 1.0 + exceed.sum(axis=1)
-    # E[r^2] = 1 + sum_k (2k + 1) P(r > k), from r^2 = 1 + sum_{k < r} ((k+1)^2 - k^2).
-    second = 1.0 + exceed @ (2.0 * np.arange(1, 5) + 1.0)
+                 noise: float, levels: np.ndarray) -> dict:
+    """Error of the Bayes predictor E[r | mean] = r_1 + step * sum_k Phi((mean - t_k) / noise)."""
+    low, step = float(levels[0]), float(levels[1] - levels[0])
+    exceed = _normal_cdf((mean[:, None] - thresholds[None, :]) / noise)  # P(N >= k), k = 1..K-1
+    expected_n = exceed.sum(axis=1)
+    # r = low + step * N; E[N^2] = sum_k (2k - 1) P(N >= k).
+    second_n = exceed @ (2.0 * np.arange(1, len(thresholds) + 1) - 1.0)
+    expected = low + step * expected_n
+    variance = step ** 2 * (second_n - expected_n ** 2)
     residual = ratings - expected
     return dict(
         noise_floor_rmse=float(np.sqrt(np.mean(residual ** 2))),
         noise_floor_mae=float(np.mean(np.abs(residual))),
-        noise_floor_rmse_expected=float(np.sqrt(np.mean(second - expected ** 2))),
-        latent_mean_rmse=float(np.sqrt(np.mean((ratings - np.clip(mean, 1.0, 5.0)) ** 2))),
+        noise_floor_rmse_expected=float(np.sqrt(np.mean(variance))),
+        latent_mean_rmse=float(np.sqrt(np.mean(
+            (ratings - np.clip(mean, levels[0], levels[-1])) ** 2))),
         global_mean_rmse=float(np.std(ratings)),
     )
 
@@ -686,29 +763,153 @@ def _noise_floor(ratings: np.ndarray, mean: np.ndarray, thresholds: np.ndarray,
 # ---------------------------------------------------------------------------------------------
 # Files.
 
+_BLOCK_ROWS = 500_000
 
-def _write_atomic(path: Path, text: str) -> int:
-    """Write latin-1 text via a temporary file and rename; return the size in bytes."""
-    data = text.encode(features.ML1M_ENCODING)
+
+def _write_rows(path: Path, rows: Iterator[str], encoding: str) -> int:
+    """Write text rows (newline-terminated) via a temporary file and rename; return the bytes."""
     tmp = path.with_name(path.name + ".tmp")
+    size = 0
     with open(tmp, "wb") as f:
-        f.write(data)
+        for block in rows:
+            data = block.encode(encoding)
+            f.write(data)
+            size += len(data)
     os.replace(tmp, path)
-    return len(data)
+    return size
 
 
-def _lines(fields: Sequence[Sequence]) -> str:
-    """``a::b::c`` lines (LF-terminated) from parallel columns, formatted in one pass."""
-    sep = features.ML1M_SEPARATOR
-    rows = ["%s"] * len(fields)
-    template = (sep.join(rows) + "\n")
-    flat = [v for row in zip(*fields) for v in row]
-    return (template * (len(flat) // len(fields))) % tuple(flat)
+def _formatted(template: str, columns: Sequence[Sequence]) -> Iterator[str]:
+    """Blocks of `template % row` lines from parallel columns (bounded memory)."""
+    n = len(columns[0])
+    for start in range(0, n, _BLOCK_ROWS):
+        block = [column[start:start + _BLOCK_ROWS] for column in columns]
+        block = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in block]
+        flat = [v for row in zip(*block) for v in row]
+        yield (template * (len(flat) // len(columns))) % tuple(flat)
+
+
+def _csv_rows(header: str, columns: Sequence[Sequence]) -> Iterator[str]:
+    """A header and CSV-quoted rows (titles with commas or quotes, as GroupLens writes them)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    out.write(header + "\n")
+    writer.writerows(zip(*columns))
+    yield out.getvalue()
+
+
+def _rating_text(ratings: np.ndarray, layout: str) -> list:
+    """Ratings as each release writes them: `4` (ML-100K, ML-1M, ML-10M), `4.0` (CSV)."""
+    values = np.unique(ratings)
+    if layout == ml20m.LAYOUT.name:
+        names = {v: f"{v:.1f}" for v in values.tolist()}
+    else:
+        names = {v: f"{v:g}" for v in values.tolist()}
+    return [names[v] for v in ratings.tolist()]
+
+
+def _utf8_titles(titles: list[str]) -> list[str]:
+    """Every 50th title gets an original title in a script latin-1 cannot hold."""
+    out = list(titles)
+    for i in range(7, len(out), 50):
+        head, year = out[i][:-7], out[i][-7:]  # "Title (YYYY)" -> "Title", " (YYYY)"
+        out[i] = f"{head} ({_UTF8_ORIGINAL_TITLES[i % len(_UTF8_ORIGINAL_TITLES)]}){year}"
+    return out
+
+
+def _release_genres(genre_text: list[str]) -> list[str]:
+    """ML-10M's and later vocabularies: `Children`, some `IMAX`, a few `(no genres listed)`."""
+    out = []
+    for i, text in enumerate(genre_text):
+        text = text.replace("Children's", "Children")
+        if i % 97 == 3:
+            text += "|IMAX"
+        if i % 211 == 5:
+            text = "(no genres listed)"
+        out.append(text)
+    return out
+
+
+_ML100K_OCCUPATIONS = (  # ML-1M occupation code -> the nearest ML-100K occupation name
+    "other", "educator", "artist", "administrator", "student", "other", "healthcare",
+    "executive", "other", "homemaker", "student", "lawyer", "programmer", "retired",
+    "marketing", "scientist", "other", "engineer", "technician", "none", "writer")
+_AGE_GROUP_YEARS = {1: (7, 17), 18: (18, 24), 25: (25, 34), 35: (35, 44), 45: (45, 49),
+                    50: (50, 55), 56: (56, 73)}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _write_layout(out: Path, layout: str, rng: np.random.Generator, ratings: dict, users: dict,
+                  movies: dict) -> dict:
+    """Write the files of `layout`; return {file name: path} of what was written."""
+    written = {}
+
+    def write(name: str, rows: Iterator[str], encoding: str) -> None:
+        path = out / name
+        _write_rows(path, rows, encoding)
+        written[name] = path
+
+    rating_text = _rating_text(ratings["rating"], layout)
+    ids = [ratings["user"], ratings["movie"], rating_text, ratings["timestamp"]]
+    if layout == ml100k.LAYOUT.name:
+        order = rng.permutation(len(rating_text))  # u.data is in no particular order
+        write(ml100k.RATINGS_FILE, _formatted("%s\t%s\t%s\t%s\n",
+                                              [np.asarray(c, dtype=object)[order] for c in ids]),
+              ml100k.ENCODING)
+        years = [rng.integers(lo, hi + 1) for lo, hi in
+                 (_AGE_GROUP_YEARS[a] for a in users["age"].tolist())]
+        write(ml100k.USERS_FILE, _formatted("%s|%s|%s|%s|%s\n", [
+            users["id"], years, users["gender"],
+            [_ML100K_OCCUPATIONS[o] for o in users["occupation"].tolist()], users["zip"]]),
+              ml100k.ENCODING)
+        flags = ["|".join("1" if g in row.split("|") else "0" for g in ml100k.GENRES)
+                 for row in movies["genres"]]
+        dates = [f"{1 + i % 28:02d}-{_MONTHS[i % 12]}-{year}"
+                 for i, year in enumerate(movies["year"].tolist())]
+        urls = [f"http://us.imdb.com/M/title-exact?{i}" for i in movies["id"].tolist()]
+        write(ml100k.MOVIES_FILE, _formatted("%s|%s|%s||%s|%s\n", [
+            movies["id"], movies["title"], dates, urls, flags]), ml100k.ENCODING)
+    elif layout == ml1m.LAYOUT.name:
+        write(ml1m.RATINGS_FILE, _formatted("%s::%s::%s::%s\n", ids), ml1m.ENCODING)
+        write(ml1m.USERS_FILE, _formatted("%s::%s::%s::%s::%s\n", [
+            users["id"], users["gender"], users["age"], users["occupation"], users["zip"]]),
+              ml1m.ENCODING)
+        write(ml1m.MOVIES_FILE, _formatted("%s::%s::%s\n", [
+            movies["id"], movies["title"], movies["genres"]]), ml1m.ENCODING)
+    elif layout == ml10m.LAYOUT.name:
+        write(ml1m.RATINGS_FILE, _formatted("%s::%s::%s::%s\n", ids), ml10m.ENCODING)
+        write(ml1m.MOVIES_FILE, _formatted("%s::%s::%s\n", [
+            movies["id"], _utf8_titles(movies["title"]), _release_genres(movies["genres"])]),
+              ml10m.ENCODING)
+        sample = np.arange(0, len(rating_text), max(1, len(rating_text) // 100))
+        write(ml10m.TAGS_FILE, _formatted("%s::%s::%s::%s\n", [
+            ratings["user"][sample], ratings["movie"][sample],
+            ["classic" if i % 2 else "seen it" for i in range(len(sample))],
+            ratings["timestamp"][sample]]), ml10m.ENCODING)
+    else:
+        order = np.lexsort((ratings["movie"], ratings["user"]))  # sorted by user, then movie
+        write(ml20m.RATINGS_FILE, _formatted(
+            "%s,%s,%s,%s\n", [np.asarray(c, dtype=object)[order] for c in ids]), ml20m.ENCODING)
+        write(ml20m.MOVIES_FILE, _csv_rows(ml20m.MOVIES_HEADER, [
+            movies["id"].tolist(), _utf8_titles(movies["title"]),
+            _release_genres(movies["genres"])]), ml20m.ENCODING)
+        written[ml20m.RATINGS_FILE] = _prepend(out / ml20m.RATINGS_FILE, ml20m.RATINGS_HEADER)
+    return written
+
+
+def _prepend(path: Path, header: str) -> Path:
+    """Put a header line before a written file's content (streaming copy)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(path, "rb") as source, open(tmp, "wb") as out:
+        out.write(header.encode("ascii") + b"\n")
+        shutil.copyfileobj(source, out, 4 << 20)
+    os.replace(tmp, path)
+    return path
 
 
 def generate(out_dir: str | os.PathLike,
              config: GeneratorConfig = GeneratorConfig()) -> GenerationReport:
-    """Generate the three ml-1m files and ``generator.json`` into ``out_dir``.
+    """Generate the files of `config.layout` and ``generator.json`` into ``out_dir``.
 
     Files are written atomically and ``generator.json`` last, so an interrupted run is never
     mistaken for a finished one by `ensure_generated`.
@@ -716,6 +917,7 @@ def generate(out_dir: str | os.PathLike,
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).unlink(missing_ok=True)
+    style = config.style
     rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in
                                np.random.SeedSequence(config.seed).spawn(len(_STREAMS)))))
 
@@ -739,58 +941,57 @@ def generate(out_dir: str | os.PathLike,
     order = np.lexsort((rngs["timestamps"].random(len(user_index)), user_index))
     user_index, movie_index = user_index[order], movie_index[order]
     counts_by_user = np.bincount(user_index, minlength=config.n_users)
-    stamps = _timestamps(rngs["timestamps"], counts_by_user)
+    stamps = _timestamps(rngs["timestamps"], counts_by_user, style)
 
     mean = (GLOBAL_MEAN + user_bias[user_index] + movie_bias[movie_index]
             + np.einsum("ij,ij->i", user_factors[user_index], movie_factors[movie_index]))
-    thresholds = _thresholds(mean, rngs["calibration"].normal(0.0, config.noise, len(mean)))
+    fractions, levels = style.rating_fractions, style.levels
+    thresholds = _thresholds(mean, rngs["calibration"].normal(0.0, config.noise, len(mean)),
+                             fractions)
     latent = mean + rngs["noise"].normal(0.0, config.noise, len(mean))
-    ratings = 1 + np.searchsorted(thresholds, latent, side="left")
-    floor = _noise_floor(ratings.astype(float), mean, thresholds, config.noise)
+    ratings = levels[np.searchsorted(thresholds, latent, side="left")]
+    floor = _noise_floor(ratings, mean, thresholds, config.noise, levels)
+    del mean, latent
 
-    user_ids = np.arange(1, config.n_users + 1)
     movie_ids = movies["ids"]
-    age_codes = np.asarray(AGE_CODES)[users["age_index"]]
-    genders = np.where(users["is_male"], "M", "F")
-    genre_names = np.asarray(features.GENRE_VOCABULARY, dtype=object)
-    genre_text = ["|".join(genre_names[row]) for row in movies["genres"]]
+    genre_names = np.asarray(GENRES, dtype=object)
+    written = _write_layout(out, config.layout, rngs["layout"], ratings=dict(
+        user=user_index + 1, movie=movie_ids[movie_index], rating=ratings, timestamp=stamps),
+        users=dict(id=np.arange(1, config.n_users + 1),
+                   gender=np.where(users["is_male"], "M", "F").tolist(),
+                   age=np.asarray(AGE_CODES)[users["age_index"]],
+                   occupation=users["occupation"], zip=users["zip"]),
+        movies=dict(id=movie_ids, title=titles,
+                    genres=["|".join(genre_names[row]) for row in movies["genres"]],
+                    year=movies["year"]))
 
-    paths = {name: out / name for name in
-             (features.RATINGS_FILE, features.USERS_FILE, features.MOVIES_FILE)}
-    sizes = {
-        features.RATINGS_FILE: _write_atomic(paths[features.RATINGS_FILE], _lines(
-            [(user_index + 1).tolist(), movie_ids[movie_index].tolist(), ratings.tolist(),
-             stamps.tolist()])),
-        features.USERS_FILE: _write_atomic(paths[features.USERS_FILE], _lines(
-            [user_ids.tolist(), genders.tolist(), age_codes.tolist(),
-             users["occupation"].tolist(), users["zip"]])),
-        features.MOVIES_FILE: _write_atomic(paths[features.MOVIES_FILE], _lines(
-            [movie_ids.tolist(), titles, genre_text])),
-    }
-
-    histogram = np.bincount(ratings, minlength=6)[1:]
+    layout = LAYOUTS[config.layout]
+    histogram = {float(level): int(n) for level, n in
+                 zip(levels, np.bincount(np.searchsorted(levels, ratings),
+                                         minlength=len(levels)))}
     report = GenerationReport(
         config=config,
         out_dir=str(out),
-        ratings_path=str(paths[features.RATINGS_FILE]),
-        users_path=str(paths[features.USERS_FILE]),
-        movies_path=str(paths[features.MOVIES_FILE]),
+        ratings_path=str(written[layout.ratings_file]),
+        users_path=str(written[layout.users_file]) if layout.users_file else None,
+        movies_path=str(written[layout.movies_file]),
         n_ratings=int(len(ratings)),
         n_users=config.n_users,
         n_movies=config.n_movies,
         n_movies_rated=int(np.count_nonzero(np.bincount(movie_index,
                                                         minlength=config.n_movies))),
-        rating_histogram={k + 1: int(v) for k, v in enumerate(histogram)},
+        rating_histogram=histogram,
         thresholds=tuple(float(t) for t in thresholds),
         min_user_ratings=int(counts_by_user.min()),
         max_user_ratings=int(counts_by_user.max()),
         first_timestamp=int(stamps.min()),
         last_timestamp=int(stamps.max()),
-        file_sizes=sizes,
+        file_sizes={name: path.stat().st_size for name, path in sorted(written.items())},
         **floor,
     )
-    _write_atomic(out / REPORT_FILE, json.dumps(report.to_json_dict(), indent=2,
-                                                 sort_keys=True) + "\n")
+    (out / REPORT_FILE).with_suffix(".tmp").write_text(
+        json.dumps(report.to_json_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace((out / REPORT_FILE).with_suffix(".tmp"), out / REPORT_FILE)
     return report
 
 
@@ -805,49 +1006,59 @@ def ensure_generated(out_dir: str | os.PathLike,
                      config: GeneratorConfig = GeneratorConfig()) -> GenerationReport:
     """Reuse the data in ``out_dir`` if it was generated from ``config``, else generate it.
 
-    Reuse needs ``generator.json`` with the same config and generator version, and the three
-    files present with their recorded sizes.
+    Reuse needs ``generator.json`` with the same config and generator version, and every file
+    it lists present with its recorded size.
     """
     try:
         report = load_report(out_dir)
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return generate(out_dir, config)
+    folder = Path(report.out_dir)
     if report.config == config and report.generator_version == GENERATOR_VERSION and all(
-            os.path.isfile(p) and os.path.getsize(p) == report.file_sizes.get(
-                os.path.basename(p))
-            for p in (report.ratings_path, report.users_path, report.movies_path)):
+            (folder / name).is_file() and (folder / name).stat().st_size == size
+            for name, size in report.file_sizes.items()):
         return report
     return generate(out_dir, config)
 
 
 def summary(report: GenerationReport) -> str:
     """One paragraph describing a generation, noise floor included."""
-    fractions = ", ".join(f"{k}: {100 * v:.2f} %" for k, v in report.rating_fractions.items())
+    fractions = ", ".join(f"{k:g}: {100 * v:.2f} %" for k, v in report.rating_fractions.items())
     c = report.config
+    layout = LAYOUTS[c.layout]
     return (
         f"Wrote {report.n_ratings:,} ratings by {report.n_users:,} users of "
-        f"{report.n_movies_rated:,}/{report.n_movies:,} movies (ML-1M format, "
-        f"{features.ML1M_ENCODING}) to {report.out_dir} (seed {c.seed}, rank {c.rank}, noise "
-        f"{c.noise}). Ratings per user {report.min_user_ratings}..{report.max_user_ratings}; "
-        f"histogram {fractions}. Noise floor (Bayes-optimal E[rating | user, movie]): RMSE "
-        f"{report.noise_floor_rmse:.4f} (expected {report.noise_floor_rmse_expected:.4f}), MAE "
+        f"{report.n_movies_rated:,}/{report.n_movies:,} movies in the {layout.name} layout "
+        f"({', '.join(sorted(report.file_sizes))}; {layout.ratings_encoding}) to "
+        f"{report.out_dir} (seed {c.seed}, rank {c.rank}, noise {c.noise}). Ratings per user "
+        f"{report.min_user_ratings}..{report.max_user_ratings}; histogram {fractions}. Noise "
+        f"floor (Bayes-optimal E[rating | user, movie]): RMSE {report.noise_floor_rmse:.4f} "
+        f"(expected {report.noise_floor_rmse_expected:.4f}), MAE "
         f"{report.noise_floor_mae:.4f}; for reference the undiscretized latent mean has RMSE "
         f"{report.latent_mean_rmse:.4f} and the global mean {report.global_mean_rmse:.4f}.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: generate a synthetic ML-1M-format data set and print a summary."""
+    """CLI: generate a synthetic MovieLens-format data set and print a summary."""
     defaults = GeneratorConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m kiko_data.synthetic",
-        description="Generate synthetic MovieLens-1M-format data (ratings.dat, users.dat, "
-                    "movies.dat, generator.json) with a known noise floor. Always regenerates.")
+        prog="kiko generate",
+        description="Generate synthetic MovieLens data in the files of one release's layout "
+                    "(ml-1m: ratings.dat, users.dat, movies.dat; ml-100k: u.data, u.user, "
+                    "u.item; ml-10m: ratings.dat, movies.dat, tags.dat, half stars; ml-csv: "
+                    "ratings.csv, movies.csv as ML-20M/25M/32M, half stars) plus "
+                    "generator.json with the noise floor. Always regenerates.")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--users", type=int, default=defaults.n_users,
+    parser.add_argument("--layout", choices=sorted(LAYOUT_STYLES),
+                        help=f"file layout (default {defaults.layout}, or the layout of --size)")
+    parser.add_argument("--size", choices=sorted(RELEASE_SIZES),
+                        help="the users, movies and ratings of a GroupLens release (the flags "
+                             "below override single numbers)")
+    parser.add_argument("--users", type=int,
                         help=f"number of users (default {defaults.n_users})")
-    parser.add_argument("--movies", type=int, default=defaults.n_movies,
-                        help=f"number of movies in movies.dat (default {defaults.n_movies})")
-    parser.add_argument("--ratings", type=int, default=defaults.n_ratings,
+    parser.add_argument("--movies", type=int,
+                        help=f"number of movies in the movies file (default {defaults.n_movies})")
+    parser.add_argument("--ratings", type=int,
                         help=f"number of ratings, at least {MIN_RATINGS_PER_USER} per user "
                              f"(default {defaults.n_ratings})")
     parser.add_argument("--seed", type=int, default=defaults.seed,
@@ -860,10 +1071,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"std of the Gaussian noise on the latent rating (default "
                              f"{defaults.noise})")
     args = parser.parse_args(argv)
+    overrides = {key: value for key, value in (
+        ("n_users", args.users), ("n_movies", args.movies), ("n_ratings", args.ratings),
+        ("layout", args.layout)) if value is not None}
+    overrides.update(rank=args.rank, noise=args.noise)
     try:
-        config = GeneratorConfig(n_users=args.users, n_movies=args.movies,
-                                 n_ratings=args.ratings, rank=args.rank, noise=args.noise,
-                                 seed=args.seed)
+        config = (GeneratorConfig.release(args.size, seed=args.seed, **overrides) if args.size
+                  else GeneratorConfig(seed=args.seed, **overrides))
     except ValueError as e:
         parser.error(str(e))
     started = time.perf_counter()

@@ -21,3 +21,6 @@ if _os.environ.get(_LEGACY_KERAS) != "1":
             "(TFRS) cannot run in this process. Import kiko_model before tensorflow or tfx.",
             RuntimeWarning, stacklevel=2)
     _os.environ[_LEGACY_KERAS] = "1"
+
+# Imported by every process that loads kiko's models, Beam workers included.
+from kiko_model import _exit  # noqa: E402,F401  (quiet interpreter exit with TF functions alive)

@@ -6,13 +6,13 @@ MOVIE_ID = "movie_id"
 RATING = "rating"  # the label
 TIMESTAMP = "timestamp"
 
-# Side features joined from users.dat (present only when users.dat is).
+# Side features from a users file (ML-100K u.user, ML-1M users.dat), when the data has one.
 GENDER = "gender"
 AGE = "age"
 OCCUPATION = "occupation"
 ZIP_PREFIX = "zip_prefix"
 
-# Side features joined from movies.dat (present only when movies.dat is).
+# Side features from a movies file (u.item, movies.dat, movies.csv), when the data has one.
 TITLE = "title"
 YEAR = "year"
 GENRES = "genres"  # multi-valued
@@ -50,23 +50,9 @@ NOT_MODEL_FEATURES = (TITLE,)
 # Number of leading characters of the zip code kept as ZIP_PREFIX.
 ZIP_PREFIX_LENGTH = 3
 
-# The genre vocabulary of MovieLens-1M (README of ml-1m), in its documented order.
-GENRE_VOCABULARY = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical",
-    "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)
-
 # Splits.
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
-
-# File names inside an ml-1m folder or zip.
-RATINGS_FILE = "ratings.dat"
-USERS_FILE = "users.dat"
-MOVIES_FILE = "movies.dat"
-ML1M_ENCODING = "latin-1"
-ML1M_SEPARATOR = "::"
 
 # Pipeline node ids (every node gets an explicit .with_id()).
 EXAMPLE_GEN_ID = "MovieLensExampleGen"

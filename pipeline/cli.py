@@ -1,28 +1,53 @@
 """`kiko` console script: one entry for the project's command-line tools.
 
-    kiko download --dest DIR     fetch ml-1m.zip from GroupLens, verify, extract safely
-    kiko generate --out DIR      write a synthetic data set in MovieLens-1M format
-    kiko run [runner flags]      run the pipeline (same as python pipeline/local_runner.py)
-    kiko inspect [...]           runs, artifacts, metrics, pushed model, lineage (ML Metadata)
+    kiko download --dest DIR      fetch ml-1m.zip from GroupLens, verify, extract safely
+    kiko generate --out DIR       write a synthetic data set in MovieLens-1M format
+    kiko run [runner flags]       run the pipeline (same as python pipeline/local_runner.py)
+    kiko inspect [...]            runs, artifacts, metrics, pushed model, lineage (ML Metadata)
+    kiko report [--out FILE]      one self-contained HTML page about a run
+    kiko predict --user U --movie M     the pushed model's predicted ratings
+    kiko recommend --user U [-k 10]     the pushed model's top-k movies for a user
 """
 
 import importlib
+import logging
+import os
 import sys
+import warnings
 from typing import List, Optional
 
+# command -> (module, function, help). Each function takes argv and returns an exit code.
 _COMMANDS = {
-    "download": ("kiko_data.download", "fetch ml-1m.zip, verify its checksum, extract safely"),
-    "generate": ("kiko_data.synthetic", "generate synthetic data in MovieLens-1M format"),
-    "run": ("pipeline.local_runner", "run the pipeline locally (LocalDagRunner)"),
-    "inspect": ("pipeline.inspect_metadata", "runs, artifacts, metrics, pushed model and lineage"),
+    "download": ("kiko_data.download", "main",
+                 "fetch ml-1m.zip, verify its checksum, extract safely"),
+    "generate": ("kiko_data.synthetic", "main", "generate synthetic data in MovieLens-1M format"),
+    "run": ("pipeline.local_runner", "main", "run the pipeline locally (LocalDagRunner)"),
+    "inspect": ("pipeline.inspect_metadata", "main",
+                "runs, artifacts, metrics, pushed model and lineage"),
+    "report": ("pipeline.report", "main", "write an HTML report of a run (data, training, "
+               "evaluation, lineage)"),
+    "predict": ("pipeline.ask_model", "predict_main",
+                "predicted ratings of a user for movies, from the pushed model"),
+    "recommend": ("pipeline.ask_model", "recommend_main",
+                  "top-k movie recommendations for a user, from the pushed model"),
 }
+# Commands that only read: TensorFlow's start-up chatter stays off their output.
+_QUIET = ("inspect", "report", "predict", "recommend")
 
 
 def _usage() -> str:
     lines = ["usage: kiko COMMAND [ARGS...]   (kiko COMMAND --help for its flags)", "",
              "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in _COMMANDS.items()]
+    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in _COMMANDS.items()]
     return "\n".join(lines)
+
+
+def _quiet_libraries() -> None:
+    """Before TensorFlow loads (TFX, TFMA and the SavedModel loader all bring it in)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -34,8 +59,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if command not in _COMMANDS:
         print(f"kiko: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(_COMMANDS[command][0])
-    result = module.main(rest)
+    if command in _QUIET:
+        _quiet_libraries()
+    module_name, function, _ = _COMMANDS[command]
+    # argparse names the program after sys.argv[0]: make usage and errors say `kiko COMMAND`.
+    sys.argv[0] = f"kiko {command}"
+    result = getattr(importlib.import_module(module_name), function)(rest)
     return result if isinstance(result, int) else 0
 
 

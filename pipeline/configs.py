@@ -4,8 +4,10 @@
 """
 
 import os
+import posixpath
+import shlex
 from dataclasses import dataclass
-from typing import List
+from typing import List, Sequence
 
 from kiko_data import synthetic
 
@@ -18,8 +20,19 @@ DEFAULT_HOME = "kiko_home"
 # The tfx CLI runs the runner file without arguments: these stand in for --data and --hparam.
 DATA_ENV = "KIKO_DATA"
 HPARAMS_ENV = "KIKO_HPARAMS"  # comma-separated KEY=VALUE pairs
+# Extra Beam arguments for the Beam components (ExampleGen, StatisticsGen, Evaluator), split
+# like a shell command line, e.g. "--runner=FlinkRunner --flink_master=host:8081".
+BEAM_ARGS_ENV = "KIKO_BEAM_ARGS"
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema", "schema.pbtxt")
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")
+
+# Kubeflow Pipelines v2 / Vertex AI (pipeline/kubeflow_v2_runner.py): the image every component
+# runs in and the pipeline root (a URI the containers can write, e.g. gs://bucket/kiko).
+KFP_IMAGE_ENV = "KIKO_KFP_IMAGE"
+KFP_PIPELINE_ROOT_ENV = "KIKO_KFP_PIPELINE_ROOT"
+KFP_OUTPUT = "kiko_pipeline.json"
+# Where the Dockerfile installs kiko in the image; the curated schemas are read from there.
+IMAGE_KIKO_DIR = "/opt/kiko"
 
 # The embedded default data set: generated in MovieLens-1M format at ML-1M's size.
 EMBEDDED_DATA = synthetic.GeneratorConfig()
@@ -29,6 +42,19 @@ EMBEDDED_DATA = synthetic.GeneratorConfig()
 # generated default data's noise floor is ~0.83 and real MovieLens models reach ~0.85-0.90.
 RMSE_UPPER_BOUND = 1.0
 MAX_RMSE_INCREASE = 0.01
+
+def schema_path(has_users: bool, has_movies: bool) -> str:
+    """The curated schema for data with (or without) a users file and a movies file."""
+    name = "ratings" + ("_users" if has_users else "") + ("_movies" if has_movies else "")
+    return os.path.join(SCHEMA_DIR, f"{name}.pbtxt")
+
+
+def image_schema_path(has_users: bool, has_movies: bool) -> str:
+    """schema_path as the containers of the Kubeflow image see it."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    relative = os.path.relpath(schema_path(has_users, has_movies), repo)
+    return posixpath.join(IMAGE_KIKO_DIR, *relative.split(os.sep))
+
 
 # Default train : eval hash buckets.
 SPLIT_BUCKETS = {"train": 9, "eval": 1}
@@ -53,6 +79,21 @@ class Paths:
         return os.path.join(self.home, "serving_model")
 
     @property
+    def log_dir(self) -> str:
+        """Full logs of the local runner's runs, one file per run."""
+        return os.path.join(self.home, "logs")
+
+    @property
+    def report_path(self) -> str:
+        """The HTML report the runner writes at the end of each run (`kiko report`)."""
+        return os.path.join(self.home, "report.html")
+
+    @property
+    def lock_path(self) -> str:
+        """Held (flock) by the one runner using this home; names its pid, host and run."""
+        return os.path.join(self.home, "run.lock")
+
+    @property
     def embedded_data_dir(self) -> str:
         return os.path.join(self.home, "data", "synthetic-ml1m")
 
@@ -73,6 +114,36 @@ def env_hparams() -> List[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def beam_pipeline_args(workers: int = 0) -> List[str]:
-    """DirectRunner in multi-processing mode; 0 workers means one per CPU core."""
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+def kfp_image(flag_value: str = "") -> str:
+    """The image of the Kubeflow components: the flag, else $KIKO_KFP_IMAGE, else ""."""
+    return flag_value or os.environ.get(KFP_IMAGE_ENV, "")
+
+
+def kfp_pipeline_root(flag_value: str = "") -> str:
+    """The Kubeflow pipeline root: the flag, else $KIKO_KFP_PIPELINE_ROOT, else ""."""
+    return flag_value or os.environ.get(KFP_PIPELINE_ROOT_ENV, "")
+
+
+def env_beam_args() -> List[str]:
+    """Beam arguments from $KIKO_BEAM_ARGS (applied before --beam-arg flags)."""
+    return shlex.split(os.environ.get(BEAM_ARGS_ENV, ""))
+
+
+# Beam's DaskRunner with kiko's fixes (pipeline/dask_runner.py), by the path Beam imports.
+DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
+
+
+def beam_pipeline_args(workers: int = 0, extra: Sequence[str] = (),
+                       dask_scheduler: str = "") -> List[str]:
+    """Arguments of the Beam components: `extra` (later ones win), after kiko's DaskRunner on
+    `dask_scheduler` when given; without a runner named, the DirectRunner in multi-processing
+    mode with `workers` processes (0: one per CPU core)."""
+    args = list(extra)
+    named = [a for a in args if a == "--runner" or a.startswith("--runner=")]
+    if dask_scheduler:
+        if named:
+            raise ValueError(f"a Dask scheduler and another runner ({named[-1]}) were both given")
+        return [f"--runner={DASK_RUNNER}", f"--dask_client_address={dask_scheduler}"] + args
+    if named:
+        return args
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"] + args

@@ -8,28 +8,46 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
+import kiko_data
 import kiko_model
+from components import movielens_example_gen
 from components.anomalies_gate.component import AnomaliesGate
 from components.baseline_resolver.strategy import (
     CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
 from components.movielens_example_gen.component import MovieLensExampleGen
-from components.movielens_example_gen.options import MALFORMED_FAIL
+from components.movielens_example_gen.options import (
+    DEFAULT_MAX_REJECTED_FRACTION, MALFORMED_FAIL)
 from kiko_model import eval_config
 from kiko_model import features as fk
 from kiko_model.hparams import TRAINER_HPARAMS_KEY
 
 RUN_FN = "kiko_model.trainer.run_fn"
 
+# How the Evaluator's baseline is resolved: the latest blessed model other than the candidate
+# (kiko's PreviousBlessedModelStrategy), or TFX's LatestBlessedModelStrategy, the only one the
+# Kubeflow v2 compiler accepts: there an identical re-run compares the cached candidate with
+# itself, so the Evaluator and the Pusher run again.
+BASELINE_PREVIOUS_BLESSED = "previous_blessed"
+BASELINE_LATEST_BLESSED = "latest_blessed"
+BASELINE_CHOICES = (BASELINE_PREVIOUS_BLESSED, BASELINE_LATEST_BLESSED)
 
-def model_code_fingerprint() -> str:
-    """Hash of kiko_model's sources: the Trainer is cached by its inputs and configuration,
-    and `run_fn` is referenced by name, so a code change must show up in the configuration."""
+
+def code_fingerprint(*packages) -> str:
+    """Hash of the Python sources of `packages` (modules), subpackages included.
+
+    TFX caches an execution by its inputs and configuration, not by the code that runs it:
+    the Trainer's `run_fn` is referenced by name and ExampleGen's parsing lives in kiko_data,
+    so a code change must show up in their configuration to invalidate the cache.
+    """
     digest = hashlib.sha256()
-    package = os.path.dirname(os.path.abspath(kiko_model.__file__))
-    for name in sorted(os.listdir(package)):
-        if name.endswith(".py"):
-            with open(os.path.join(package, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
+    for package in packages:
+        root = os.path.dirname(os.path.abspath(package.__file__))
+        for folder, subfolders, names in os.walk(root):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(n for n in names if n.endswith(".py")):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    digest.update(os.path.relpath(path, root).encode() + b"\0" + f.read())
     return digest.hexdigest()[:16]
 
 
@@ -39,17 +57,20 @@ def create_pipeline(
     pipeline_root: str,
     input_base: str,
     schema_path: str,
-    metadata_path: str,
+    metadata_path: Optional[str],
     serving_dir: str = "",
     input_config: Optional[example_gen_pb2.Input] = None,
     output_config: Optional[example_gen_pb2.Output] = None,
     malformed_lines: str = MALFORMED_FAIL,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
+    layout: str = "auto",
     hparams: Optional[Dict[str, Any]] = None,
     rmse_upper_bound: Optional[float] = None,
     max_rmse_increase: Optional[float] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
     validate_only: bool = False,
+    baseline: str = BASELINE_PREVIOUS_BLESSED,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> AnomaliesGate
     -> Trainer -> Evaluator (vs the latest previously blessed model) -> Pusher.
@@ -58,14 +79,24 @@ def create_pipeline(
     overrides the model's defaults (kiko_model.hparams.HParams). The Evaluator blesses a model
     whose eval RMSE is at most `rmse_upper_bound` and at most `max_rmse_increase` above the
     latest previously blessed model's; only blessed models are pushed to `serving_dir`.
+
+    `metadata_path` is the SQLite ML Metadata file of the local runner; None where the
+    orchestrator brings its own ML Metadata (Kubeflow, Vertex), which ignores a connection
+    setting. `beam_pipeline_args` go to the Beam components only (ExampleGen, StatisticsGen,
+    Evaluator), not to every container. `baseline`: one of BASELINE_CHOICES.
     """
+    if baseline not in BASELINE_CHOICES:
+        raise ValueError(f"baseline must be one of {BASELINE_CHOICES}, got {baseline!r}")
     if not validate_only and (not serving_dir or rmse_upper_bound is None
                               or max_rmse_increase is None):
         raise ValueError("serving_dir, rmse_upper_bound and max_rmse_increase are required "
                          "unless validate_only")
     example_gen = MovieLensExampleGen(
         input_base=input_base, input_config=input_config, output_config=output_config,
-        malformed_lines=malformed_lines).with_id(fk.EXAMPLE_GEN_ID)
+        malformed_lines=malformed_lines, max_rejected_fraction=max_rejected_fraction,
+        layout=layout,
+        code_version=code_fingerprint(movielens_example_gen, kiko_data),
+    ).with_id(fk.EXAMPLE_GEN_ID)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
         # Sketch-based top-k/uniques (TFDV's planned default) run ~10 % faster than the exact
@@ -78,7 +109,8 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"]).with_id(fk.EXAMPLE_VALIDATOR_ID)
     anomalies_gate = AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"]).with_id(fk.ANOMALIES_GATE_ID)
+        anomalies=example_validator.outputs["anomalies"],
+        examples=example_gen.outputs["examples"]).with_id(fk.ANOMALIES_GATE_ID)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate]
 
     if not validate_only:
@@ -87,16 +119,21 @@ def create_pipeline(
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
             custom_config={TRAINER_HPARAMS_KEY: dict(hparams or {}),
-                           "model_code": model_code_fingerprint()},
+                           "model_code": code_fingerprint(kiko_model)},
         ).with_id(fk.TRAINER_ID)
         model_trainer.add_upstream_node(anomalies_gate)
-        model_resolver = tfx.dsl.Resolver(
-            strategy_class=PreviousBlessedModelStrategy,
-            **{CANDIDATE_KEY: model_trainer.outputs["model"],
-               MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-               MODEL_BLESSING_KEY: tfx.dsl.Channel(
-                   type=tfx.types.standard_artifacts.ModelBlessing)},
-        ).with_id(fk.MODEL_RESOLVER_ID)
+        blessed_model_channels = {
+            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
+        if baseline == BASELINE_PREVIOUS_BLESSED:
+            model_resolver = tfx.dsl.Resolver(
+                strategy_class=PreviousBlessedModelStrategy,
+                **{CANDIDATE_KEY: model_trainer.outputs["model"]}, **blessed_model_channels)
+        else:
+            model_resolver = tfx.dsl.Resolver(
+                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+                **blessed_model_channels)
+        model_resolver = model_resolver.with_id(fk.MODEL_RESOLVER_ID)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=model_trainer.outputs["model"],
@@ -112,12 +149,16 @@ def create_pipeline(
         ).with_id(fk.PUSHER_ID)
         components += [model_trainer, model_resolver, evaluator, pusher]
 
+    for component in components:
+        # TFX's per-component setting: the pipeline-wide list would reach every container.
+        if hasattr(component, "with_beam_pipeline_args"):
+            component.with_beam_pipeline_args(beam_pipeline_args or [])
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=components,
         enable_cache=enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            metadata_path),
-        beam_pipeline_args=beam_pipeline_args or [],
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+            if metadata_path is not None else None),
     )

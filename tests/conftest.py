@@ -2,19 +2,18 @@
 
 import kiko_model  # noqa: F401  (must stay the first import)
 
-import os
 
 import pytest
 
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components.movielens_example_gen.options import MALFORMED_FAIL
 from components.movielens_example_gen.component import MovieLensExampleGen
 from components.movielens_example_gen.executor import Executor
 from kiko_data import synthetic
+from pipeline import configs
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "pipeline", "schema", "schema.pbtxt")
+# The curated schema of data with users and movies files (the generated default's).
+SCHEMA_PATH = configs.schema_path(has_users=True, has_movies=True)
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +25,18 @@ def small_movielens(tmp_path_factory):
 
 
 def run_example_gen(input_base, output_dir, input_config=None, output_config=None,
-                    malformed_lines=MALFORMED_FAIL):
-    """Runs the executor like the orchestrator would and returns the Examples artifact."""
+                    beam_pipeline_args=(), **options):
+    """Runs the executor like the orchestrator would and returns the Examples artifact.
+
+    `options` are MovieLensExampleGen's (malformed_lines, max_rejected_fraction, layout).
+    """
     component = MovieLensExampleGen(input_base=str(input_base), input_config=input_config,
-                                    output_config=output_config,
-                                    malformed_lines=malformed_lines)
+                                    output_config=output_config, **options)
     exec_properties = dict(component.exec_properties)
     examples = standard_artifacts.Examples()
     examples.uri = str(output_dir)
-    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    Executor(Executor.Context(beam_pipeline_args=list(beam_pipeline_args))).Do(
+        {}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
     return examples
 
 
@@ -67,4 +69,30 @@ def pipeline_home(small_movielens, tmp_path_factory):
     """A pipeline home after one full run on the small data set (loose RMSE bound: blessed)."""
     home = tmp_path_factory.mktemp("pipeline_home")
     run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0")
+    return str(home)
+
+
+@pytest.fixture(scope="session")
+def unblessed_home(small_movielens, tmp_path_factory):
+    """A home whose only model failed the RMSE bound: evaluated, not blessed, nothing pushed."""
+    home = tmp_path_factory.mktemp("unblessed_home")
+    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "0.01")
+    return str(home)
+
+
+@pytest.fixture(scope="session")
+def anomalous_home(small_movielens, tmp_path_factory):
+    """A home whose run the anomalies gate stopped (a rating of 7 in the data)."""
+    import shutil
+
+    from components.anomalies_gate.component import DataAnomaliesError
+    from kiko_data.movielens import ml1m
+
+    data = tmp_path_factory.mktemp("anomalous_data")
+    shutil.copytree(small_movielens.out_dir, data, dirs_exist_ok=True)
+    with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
+        f.write("1::99999::7::978300760\n")  # a new pair: not a duplicate
+    home = tmp_path_factory.mktemp("anomalous_home")
+    with pytest.raises(DataAnomaliesError):
+        run_local_pipeline(data, home)
     return str(home)

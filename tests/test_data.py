@@ -10,7 +10,9 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import artifact_utils
 
 from components.movielens_example_gen.component import make_input_config
-from kiko_data import movielens
+from kiko_data.movielens import Rating
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model import data
 from kiko_model import features as fk
 from tests.conftest import SCHEMA_PATH, run_example_gen
@@ -50,10 +52,9 @@ def test_columns_hold_every_rating_and_side_tables_every_entity(small_movielens,
                                                                  schema):
     splits = {split: data.load_examples(_split_files(small_examples, split), schema)
               for split in (fk.TRAIN_SPLIT, fk.EVAL_SPLIT)}
-    users = movielens.read_users(movielens.FileRef(small_movielens.users_path))
-    movies = movielens.read_movies(movielens.FileRef(small_movielens.movies_path))
-    with open(small_movielens.ratings_path, encoding=fk.ML1M_ENCODING) as f:
-        expected = sorted(movielens.iter_ratings(f, small_movielens.ratings_path))
+    source = resolve_source(small_movielens.out_dir)
+    users, movies = read_side_records(source, "users"), read_side_records(source, "movies")
+    expected = sorted(read_ratings(source))
     got = []
     for examples in splits.values():
         columns = examples.columns
@@ -61,7 +62,7 @@ def test_columns_hold_every_rating_and_side_tables_every_entity(small_movielens,
         keys = list(zip(columns[fk.USER_ID], columns[fk.MOVIE_ID], columns[fk.TIMESTAMP]))
         assert keys == sorted(keys), "rows must not depend on ExampleGen's shuffled file order"
         assert columns[fk.RATING].dtype == np.float32
-        got += [movielens.Rating(*row) for row in zip(
+        got += [Rating(*row) for row in zip(
             columns[fk.USER_ID].tolist(), columns[fk.MOVIE_ID].tolist(),
             columns[fk.RATING].tolist(), columns[fk.TIMESTAMP].tolist())]
         # One row per user and per movie of the split, with the values of users/movies.dat.
@@ -73,7 +74,7 @@ def test_columns_hold_every_rating_and_side_tables_every_entity(small_movielens,
             features = examples.users.features
             assert features[fk.GENDER].values_of(i) == (user.gender.encode(),)
             assert features[fk.AGE].values_of(i) == (user.age,)
-            assert features[fk.OCCUPATION].values_of(i) == (user.occupation,)
+            assert features[fk.OCCUPATION].values_of(i) == (user.occupation.encode(),)
         for i, movie_id in enumerate(examples.movies.ids):
             movie = movies[int(movie_id)]
             features = examples.movies.features

@@ -14,17 +14,21 @@ from typing import Iterator
 
 import pytest
 
+from kiko_data import download as download_module
 from kiko_data.download import (
     ML1M_MD5,
     ML1M_URL,
+    RELEASES,
     ChecksumError,
     DownloadError,
     UnsafeArchiveError,
     download,
     extract_zip,
     main,
+    published_md5,
 )
-from kiko_model.features import ML1M_ENCODING, MOVIES_FILE, RATINGS_FILE, USERS_FILE
+from kiko_data.movielens.ml1m import ENCODING as ML1M_ENCODING
+from kiko_data.movielens.ml1m import MOVIES_FILE, RATINGS_FILE, USERS_FILE
 
 ZIP_NAME = "ml-1m.zip"
 
@@ -280,7 +284,7 @@ def test_main_errors(server: _Server, tmp_path: Path,
     with pytest.raises(SystemExit) as caught:
         main(["--dest", str(tmp_path), "--url", url])
     assert caught.value.code == 2
-    assert "needs --md5 or --sha256" in capsys.readouterr().err
+    assert "kiko download: error: --url needs --md5 or --sha256" in capsys.readouterr().err
     with pytest.raises(SystemExit) as caught:
         main(["--dest", str(tmp_path), "--url", url, "--md5", "0" * 32])
     assert "md5 mismatch" in str(caught.value.code)
@@ -292,5 +296,33 @@ def test_main_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--dest", "--url", "--md5", "--sha256", "--no-extract"):
+    assert out.startswith("usage: kiko download")
+    for option in ("--dest", "--release", "--url", "--md5", "--sha256", "--no-extract"):
         assert option in out
+
+
+def test_releases_download_with_pinned_or_published_md5(
+        server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(download_module, "GROUPLENS_URL", server.base + "/")
+    csv_zip = _zip_bytes({"ml-32m/ratings.csv": "userId,movieId,rating,timestamp\n1,2,3.5,4\n"})
+    server.serve("/ml-32m.zip", csv_zip)
+    server.serve("/ml-32m.zip.md5", f"MD5 (ml-32m.zip) = {_md5(csv_zip)}\n".encode())
+    main(["--dest", str(tmp_path / "a"), "--release", "ml-32m"])
+    assert capsys.readouterr().out == f"{tmp_path / 'a' / 'ml-32m'}\n"
+    assert server.requests == ["/ml-32m.zip.md5", "/ml-32m.zip"]
+    server.serve("/ml-32m.zip.md5", f"{'f' * 32}  ml-32m.zip\n".encode())
+    with pytest.raises(SystemExit, match="md5 mismatch"):
+        main(["--dest", str(tmp_path / "b"), "--release", "ml-32m"])
+    server.serve("/ml-25m.zip", csv_zip)  # not the real archive: its pinned md5 refuses it
+    with pytest.raises(SystemExit, match=f"expected {RELEASES['ml-25m']}"):
+        main(["--dest", str(tmp_path / "c"), "--release", "ml-25m"])
+    assert not (tmp_path / "c" / "ml-25m.zip").exists()
+
+
+def test_published_md5_errors(server: _Server) -> None:
+    server.serve("/x.zip.md5", b"<html>no digest here</html>")
+    with pytest.raises(DownloadError, match="does not hold one md5 digest"):
+        published_md5(server.base + "/x.zip")
+    with pytest.raises(DownloadError, match="could not read the published checksum"):
+        published_md5(server.base + "/missing.zip")

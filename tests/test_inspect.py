@@ -1,5 +1,5 @@
-"""kiko inspect (pipeline.inspect_metadata) over real pipeline homes: a blessed and pushed run, and one stopped by data
-anomalies. Runs the pipeline (slow)."""
+"""kiko inspect (pipeline.inspect_metadata) over real pipeline homes: a blessed and pushed run,
+a model that was not blessed, and a run stopped by data anomalies. Runs the pipeline (slow)."""
 
 import kiko_model  # noqa: F401  (must stay the first import)
 
@@ -7,12 +7,11 @@ import glob
 import json
 import os
 import re
-import shutil
 
 import pytest
 import tensorflow_model_analysis as tfma
 
-from components.anomalies_gate.component import DataAnomaliesError
+from kiko_data.movielens import ml1m
 from kiko_model import features as fk
 from pipeline import configs
 from pipeline import inspect_metadata as inspect
@@ -116,9 +115,9 @@ def test_lineage_reaches_the_example_gen_input(home, store, small_movielens):
     gen = result["example_gen"]
     assert gen["node_id"] == fk.EXAMPLE_GEN_ID
     assert os.path.realpath(gen["input_base"]) == os.path.realpath(small_movielens.out_dir)
-    assert gen["input_patterns"] and fk.RATINGS_FILE in list(gen["input_patterns"].values())[0]
+    assert gen["input_patterns"] and ml1m.RATINGS_FILE in list(gen["input_patterns"].values())[0]
     assert result["examples"]["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
-    assert result["schema"]["schema_file"] == configs.SCHEMA_PATH
+    assert result["schema"]["schema_file"] == configs.schema_path(has_users=True, has_movies=True)
     trainer = result["trainer"]
     assert {k: str(v) for k, v in trainer["hparam_overrides"].items()} == \
         {k: str(v) for k, v in FAST_HPARAMS.items()}
@@ -137,7 +136,9 @@ def test_json_matches_the_tables(home, store, capsys):
     assert models == inspect.list_models(store)
     code, out, _ = _cli(capsys, "--home", home, "models")
     assert code == 0
-    (row,) = _table(out)
+    table, note = out.split("\n\n")
+    assert note.strip() == inspect.IDS_NOTE
+    (row,) = _table(table)
     (model,) = models
     assert row["MODEL"] == str(model["model_id"])
     assert row["RUN"] == model["run_id"]
@@ -153,8 +154,8 @@ def test_json_matches_the_tables(home, store, capsys):
 
     code, out, _ = _cli(capsys, "--home", home, "--json")
     summary = json.loads(out)
-    assert summary["latest_run"]["eval_rmse"] == model["metrics"][inspect.RMSE]
-    assert summary["latest_run"]["pushed_path"] == model["pushed_destination"]
+    assert summary["run"]["eval_rmse"] == model["metrics"][inspect.RMSE]
+    assert summary["run"]["pushed_path"] == model["pushed_destination"]
     assert summary["pushed"]["model_id"] == model["model_id"]
     code, out, _ = _cli(capsys, "--home", home)
     assert f"{model['metrics'][inspect.RMSE]:.4f}" in out
@@ -208,17 +209,10 @@ def test_artifacts_of_the_run(home, store):
     assert all(os.path.isdir(row["uri"]) for row in rows)
 
 
-def test_summary_of_a_run_stopped_by_data_anomalies(small_movielens, tmp_path, capsys):
-    data = tmp_path / "data"
-    shutil.copytree(small_movielens.out_dir, data)
-    with open(data / fk.RATINGS_FILE, "a", encoding=fk.ML1M_ENCODING) as f:
-        f.write("1::1::7::978300760\n")
-    home = str(tmp_path / "home")
-    with pytest.raises(DataAnomaliesError):
-        run_local_pipeline(data, home)
-
+def test_summary_of_a_run_stopped_by_data_anomalies(anomalous_home, capsys):
+    home = anomalous_home
     store = inspect.open_store(configs.Paths(home).metadata_path)
-    summary = inspect.latest_run_summary(store)
+    summary = inspect.run_summary(store)
     assert summary["status"] == inspect.FAILED
     assert summary["failed_node"] == fk.ANOMALIES_GATE_ID
     assert fk.RATING in summary["failure"]
@@ -234,3 +228,26 @@ def test_summary_of_a_run_stopped_by_data_anomalies(small_movielens, tmp_path, c
     assert code == 0
     assert f"FAILED at {fk.ANOMALIES_GATE_ID}" in out
     assert "no model has been pushed" in out
+
+
+def test_a_model_that_was_not_blessed(unblessed_home, capsys):
+    """Nothing pushed: every view says why (the RMSE bound), and lineage says it falls back to
+    the latest model."""
+    store = inspect.open_store(configs.Paths(unblessed_home).metadata_path)
+    (model,) = inspect.list_models(store)
+    assert model["blessed"] is False and model["pushed"] is False
+    reason = inspect.pushed_model(store)["reason"]
+    assert f"model {model['model_id']} was not blessed" in reason
+    assert "upper bound 0.01" in reason
+    summary = inspect.run_summary(store, inspect.list_runs(store)[0]["run_id"])
+    assert summary["not_pushed_reason"] == reason and summary["blessed"] is False
+
+    result = inspect.lineage(store)
+    assert result["model"]["id"] == model["model_id"] and result["chosen"] != "pushed"
+    code, out, _ = _cli(capsys, "--home", unblessed_home, "lineage")
+    assert code == 0
+    assert out.splitlines()[0] == \
+        f"No model has been pushed: showing the latest model, {model['model_id']}."
+
+    code, out, _ = _cli(capsys, "--home", unblessed_home, "summary", "--run", "no-such-run")
+    assert code == 2

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kiko_data import movielens, synthetic
+from kiko_data import synthetic
+from kiko_data.movielens.reading import read_ratings, read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model import data
 from kiko_model import features as fk
 from kiko_model import model as km
@@ -29,11 +31,9 @@ def _load(report: synthetic.GenerationReport) -> data.Examples:
 
     Occupations are given as names (bytes) and every fifth movie has no year, as the data
     contract allows."""
-    ratings = list(movielens.iter_ratings(
-        movielens.split_lines(movielens.FileRef(report.ratings_path).read_text()),
-        report.ratings_path))
-    users = movielens.read_users(movielens.FileRef(report.users_path))
-    movies = movielens.read_movies(movielens.FileRef(report.movies_path))
+    source = resolve_source(report.out_dir)
+    ratings = list(read_ratings(source))
+    users, movies = read_side_records(source, "users"), read_side_records(source, "movies")
     columns = {fk.USER_ID: np.array([r.user_id for r in ratings], np.int64),
                fk.MOVIE_ID: np.array([r.movie_id for r in ratings], np.int64),
                fk.RATING: np.array([r.rating for r in ratings], np.float32),
@@ -42,7 +42,7 @@ def _load(report: synthetic.GenerationReport) -> data.Examples:
     user_table = data.side_table(np.array(user_ids), {
         fk.GENDER: [[users[u].gender.encode()] for u in user_ids],
         fk.AGE: [[users[u].age] for u in user_ids],
-        fk.OCCUPATION: [[f"job {users[u].occupation}".encode()] for u in user_ids],
+        fk.OCCUPATION: [[users[u].occupation.encode()] for u in user_ids],
         fk.ZIP_PREFIX: [[users[u].zip_code[:fk.ZIP_PREFIX_LENGTH].encode()] for u in user_ids]})
     movie_table = data.side_table(np.array(movie_ids), {
         fk.TITLE: [[movies[m].title.encode()] for m in movie_ids],

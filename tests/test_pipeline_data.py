@@ -10,7 +10,9 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate.component import DataAnomaliesError, read_anomalies
 from components.movielens_example_gen.component import locate_input, make_input_config
+from kiko_data.movielens.source import resolve_source
 from components.movielens_example_gen.spec import REJECTED_LINES_PROPERTY
+from kiko_data.movielens import ml1m
 from kiko_model import features as fk
 from pipeline.kiko_pipeline import create_pipeline
 from tests.conftest import SCHEMA_PATH
@@ -22,7 +24,7 @@ DATA_NODES = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID,
 
 
 def _run(data_dir, home):
-    input_base, pattern = locate_input(str(data_dir))
+    input_base, pattern = locate_input(resolve_source(str(data_dir)))
     pipeline = create_pipeline(
         pipeline_name="kiko-test", pipeline_root=os.path.join(home, "root"),
         input_base=input_base, input_config=make_input_config({"single_split": pattern}),
@@ -68,10 +70,12 @@ def test_data_slice_records_executions_and_artifacts(small_movielens, tmp_path):
 def test_rating_of_seven_stops_the_run_before_training(small_movielens, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(small_movielens.out_dir, data)
-    with open(data / fk.RATINGS_FILE, "a", encoding=fk.ML1M_ENCODING) as f:
-        f.write("1::1::7::978300760\n")
+    lines = (data / ml1m.RATINGS_FILE).read_bytes().count(b"\n")
+    with open(data / ml1m.RATINGS_FILE, "a", encoding=ml1m.ENCODING) as f:
+        f.write("1::99999::7::978300760\n")
     home = str(tmp_path / "home")
-    with pytest.raises(DataAnomaliesError, match=r"rating: Out-of-range values"):
+    with pytest.raises(DataAnomaliesError, match=r"rating: Out-of-range values .*\(e\.g\. 7 at "
+                                                 rf".*ratings\.dat:{lines + 1}\)"):
         _run(data, home)
     store = _store(home)
     gate = store.get_context_by_type_and_name("node", f"kiko-test.{fk.ANOMALIES_GATE_ID}")
@@ -82,3 +86,42 @@ def test_rating_of_seven_stops_the_run_before_training(small_movielens, tmp_path
     assert len(anomalies) == 1
     recorded = read_anomalies(anomalies[0].uri, "train")
     assert fk.RATING in recorded.anomaly_info
+
+
+def _node_states(store, node):
+    context = store.get_context_by_type_and_name("node", f"kiko-test.{node}")
+    return [metadata_store_pb2.Execution.State.Name(e.last_known_state)
+            for e in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)]
+
+
+def test_users_missing_from_users_dat_above_one_percent_are_an_anomaly(small_movielens, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_movielens.out_dir, data)
+    users = (data / ml1m.USERS_FILE).read_bytes().splitlines(keepends=True)
+    (data / ml1m.USERS_FILE).write_bytes(b"".join(users[5:]))  # ~3 % of the ratings
+    with pytest.raises(DataAnomaliesError, match=r"gender: Column dropped|gender: .*fewer"):
+        _run(data, str(tmp_path / "home"))
+
+
+def test_a_changed_side_file_is_not_served_from_cache(small_movielens, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_movielens.out_dir, data)
+    home = str(tmp_path / "home")
+    _run(data, home)
+    _run(data, home)
+    path = data / ml1m.MOVIES_FILE
+    stat = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(b"Drama", b"Crime", 1))  # same size and mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    _run(data, home)
+    assert _node_states(_store(home), fk.EXAMPLE_GEN_ID) == ["COMPLETE", "CACHED", "COMPLETE"]
+
+
+def test_empty_input_fails_example_gen(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ml1m.RATINGS_FILE).write_bytes(b"\n\n")
+    home = str(tmp_path / "home")
+    with pytest.raises(Exception, match=r"no examples in split\(s\) train, eval .*0 lines read"):
+        _run(data, home)
+    assert _node_states(_store(home), fk.EXAMPLE_GEN_ID) == ["FAILED"]

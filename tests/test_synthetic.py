@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from kiko_model import features
 from kiko_data import synthetic
+from kiko_data.movielens import ml1m
 
 SMALL = synthetic.GeneratorConfig.small()
 MEDIUM = synthetic.GeneratorConfig.scaled(100_000)
@@ -20,11 +20,11 @@ def _read_lines(path):
     """Lines of an ml-1m file, checking latin-1, LF endings and a final newline."""
     data = path.read_bytes() if hasattr(path, "read_bytes") else open(path, "rb").read()
     assert data.endswith(b"\n") and b"\r" not in data
-    return data.decode(features.ML1M_ENCODING).split("\n")[:-1]
+    return data.decode(ml1m.ENCODING).split("\n")[:-1]
 
 
 def _fields(path, n_fields):
-    rows = [line.split(features.ML1M_SEPARATOR) for line in _read_lines(path)]
+    rows = [line.split(ml1m.SEPARATOR) for line in _read_lines(path)]
     assert all(len(row) == n_fields for row in rows)
     return rows
 
@@ -91,7 +91,7 @@ def test_movies_file_format(small):
     for r in rows:
         genres = r[2].split("|")
         assert 1 <= len(genres) <= 3 and len(set(genres)) == len(genres)
-        assert set(genres) <= set(features.GENRE_VOCABULARY)
+        assert set(genres) <= set(synthetic.GENRES)
 
 
 def test_demographic_marginals_and_zip_suffix(medium):
@@ -153,7 +153,7 @@ def test_config_rejects_impossible_sizes(kwargs, message):
 
 def test_deterministic_by_seed(tmp_path, small):
     again = synthetic.generate(tmp_path / "again", SMALL)
-    for name in (features.RATINGS_FILE, features.USERS_FILE, features.MOVIES_FILE,
+    for name in (ml1m.RATINGS_FILE, ml1m.USERS_FILE, ml1m.MOVIES_FILE,
                  synthetic.REPORT_FILE):
         assert (tmp_path / "again" / name).read_bytes() == open(
             f"{small.out_dir}/{name}", "rb").read()
@@ -203,7 +203,7 @@ def test_demographics_carry_signal(medium):
     assert _permutation_rank(age_spread, age) == 0
 
     movie_genres = {int(r[0]): r[2].split("|") for r in _fields(report.movies_path, 3)}
-    genre_of = {g: i for i, g in enumerate(features.GENRE_VOCABULARY)}
+    genre_of = {g: i for i, g in enumerate(synthetic.GENRES)}
     genres = np.zeros((len(ratings), len(genre_of)))
     for i, m in enumerate(ratings[:, 1].tolist()):
         genres[i, [genre_of[g] for g in movie_genres[m]]] = 1.0
@@ -227,7 +227,7 @@ def test_report_round_trips(small):
 
 def test_ensure_generated_reuses_and_regenerates(tmp_path):
     first = synthetic.ensure_generated(tmp_path, TINY)
-    ratings = tmp_path / features.RATINGS_FILE
+    ratings = tmp_path / ml1m.RATINGS_FILE
     mtime = ratings.stat().st_mtime_ns
     assert synthetic.ensure_generated(tmp_path, TINY) == first
     assert ratings.stat().st_mtime_ns == mtime
@@ -241,7 +241,7 @@ def test_ensure_generated_reuses_and_regenerates(tmp_path):
 
     ratings.write_bytes(ratings.read_bytes()[:100])  # a damaged file is not reused
     third = synthetic.ensure_generated(tmp_path, changed)
-    assert ratings.stat().st_size == third.file_sizes[features.RATINGS_FILE] > 100
+    assert ratings.stat().st_size == third.file_sizes[ml1m.RATINGS_FILE] > 100
 
 
 def test_cli_prints_summary_with_noise_floor(tmp_path, capsys):
@@ -262,3 +262,52 @@ def test_scaled_config_is_ml1m_shaped():
         synthetic.ML1M_N_RATINGS / synthetic.ML1M_N_USERS, rel=0.01)
     assert synthetic.GeneratorConfig() == synthetic.GeneratorConfig.scaled(
         synthetic.ML1M_N_RATINGS, n_movies=synthetic.ML1M_N_MOVIES)
+
+
+@pytest.mark.parametrize("layout", sorted(synthetic.LAYOUT_STYLES))
+def test_every_layout_is_read_back_by_the_project_readers(tmp_path, layout):
+    from kiko_data.movielens.reading import read_ratings, read_side_records
+    from kiko_data.movielens.source import resolve_source
+
+    report = synthetic.generate(tmp_path / layout, synthetic.GeneratorConfig.small(
+        seed=2, layout=layout))
+    source = resolve_source(report.out_dir)
+    assert source.layout_name == layout
+    ratings = list(read_ratings(source))
+    assert len(ratings) == report.n_ratings
+    assert {r.rating for r in ratings} == set(report.rating_histogram)
+    style = synthetic.LAYOUT_STYLES[layout]
+    assert set(report.rating_histogram) == set(style.levels.tolist())
+    assert all(style.first_timestamp <= r.timestamp <= style.last_timestamp for r in ratings)
+    movies = read_side_records(source, "movies")
+    assert len(movies) == report.n_movies
+    assert bool(read_side_records(source, "users")) == (report.users_path is not None)
+    assert report.noise_floor_rmse < report.global_mean_rmse
+    assert synthetic.load_report(report.out_dir) == report
+
+
+def test_half_star_layouts_follow_ml25m_histogram(tmp_path):
+    report = synthetic.generate(tmp_path, synthetic.GeneratorConfig(
+        n_users=600, n_movies=500, n_ratings=60_000, seed=4, layout="ml-csv"))
+    for (rating, fraction), expected in zip(sorted(report.rating_fractions.items()),
+                                             synthetic.HALF_STAR_RATING_FRACTIONS):
+        assert fraction == pytest.approx(expected, abs=0.015), rating
+    first = (tmp_path / "ratings.csv").read_text(encoding="utf-8").splitlines()[:2]
+    assert first[0] == "userId,movieId,rating,timestamp" and re.fullmatch(
+        r"\d+,\d+,[0-5]\.[05],\d+", first[1])
+
+
+def test_release_sizes_and_cli_size_flag(tmp_path, capsys):
+    config = synthetic.GeneratorConfig.release("ml-25m")
+    assert (config.n_users, config.n_movies, config.n_ratings, config.layout) == (
+        162_541, 62_423, 25_000_095, "ml-csv")
+    assert synthetic.GeneratorConfig.release("ml-100k").layout == "ml-100k"
+    with pytest.raises(ValueError, match="unknown release 'ml-2m'"):
+        synthetic.GeneratorConfig.release("ml-2m")
+    with pytest.raises(ValueError, match="layout must be one of"):
+        synthetic.GeneratorConfig(layout="ml-2m")
+    assert synthetic.main(["--out", str(tmp_path / "x"), "--size", "ml-latest-small",
+                           "--ratings", "20000", "--users", "100"]) == 0
+    report = synthetic.load_report(tmp_path / "x")
+    assert (report.n_users, report.n_movies, report.n_ratings) == (100, 9742, 20_000)
+    assert report.config.layout == "ml-csv" and "ml-csv layout" in capsys.readouterr().out

@@ -10,7 +10,8 @@ from tfx import v1 as tfx
 from tfx.components.util import tfxio_utils
 from tfx.types import artifact_utils
 
-from kiko_data import movielens
+from kiko_data.movielens.reading import read_side_records
+from kiko_data.movielens.source import resolve_source
 from kiko_model import data
 from kiko_model import features as fk
 from kiko_model import model as kiko
@@ -102,7 +103,7 @@ def test_exported_model_serves_examples_and_ids(trained, small_examples):
 def test_saved_model_carries_the_catalog_of_training_movies(trained, small_movielens,
                                                            small_examples):
     catalog = kiko.read_movie_catalog(os.path.join(trained, "serving"))
-    movies = movielens.read_movies(movielens.FileRef(small_movielens.movies_path))
+    movies = read_side_records(resolve_source(small_movielens.out_dir), "movies")
     train = data.load_examples([os.path.join(
         artifact_utils.get_split_uri([small_examples], fk.TRAIN_SPLIT), "*")],
         data.read_schema(SCHEMA_PATH)).columns

@@ -90,7 +90,7 @@ def user_entries(user: User) -> Dict[str, bytes]:
     return {
         fk.GENDER: bytes_entry(fk.GENDER, [user.gender.encode("utf-8")]),
         fk.AGE: int64_entry(fk.AGE, user.age),
-        fk.OCCUPATION: int64_entry(fk.OCCUPATION, user.occupation),
+        fk.OCCUPATION: bytes_entry(fk.OCCUPATION, [user.occupation.encode("utf-8")]),
         fk.ZIP_PREFIX: bytes_entry(
             fk.ZIP_PREFIX, [user.zip_code[:fk.ZIP_PREFIX_LENGTH].encode("utf-8")]),
     }
@@ -142,8 +142,9 @@ def _segment_bytes(entries: Mapping[str, bytes], source: str) -> List[bytes]:
 class RatingEncoder:
     """Encodes `Rating`s, joining the side features of users.dat / movies.dat when given.
 
-    A rating whose user (movie) is missing from a given users.dat (movies.dat) is encoded
-    without that side's features: the schema's presence constraints make it visible downstream.
+    A rating whose user (movie) is missing from a given users (movies) file is encoded without
+    that side's features; ExampleGen counts them and the schema's presence constraints flag
+    them above a threshold.
     """
 
     def __init__(self, users: Optional[Mapping[int, User]] = None,
@@ -173,6 +174,10 @@ class RatingEncoder:
                 entries.update(movie_entries(movie))
             cached = self._movie_cache[movie_id] = _segment_bytes(entries, "movie")
         return cached
+
+    def knows(self, rating: Rating) -> tuple[bool, bool]:
+        """Whether the rating's user and movie have side features."""
+        return rating.user_id in self._users, rating.movie_id in self._movies
 
     def encode(self, rating: Rating) -> bytes:
         rating_entry = self._rating_cache.get(rating.rating)

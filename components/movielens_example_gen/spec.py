@@ -1,19 +1,20 @@
-"""Component spec and option names of MovieLensExampleGen."""
+"""Names of what MovieLensExampleGen writes besides the Split-* folders of its Examples artifact.
 
-from components._tfx_internal import ExecutionParameter, FileBasedExampleGenSpec
+Inside the artifact folder: the quarantined lines, the dropped duplicates and the data-quality
+report. Custom properties of the artifact in ML Metadata: the report as JSON and its main counts.
+"""
 
-MALFORMED_LINES_KEY = "malformed_lines"
+REJECTED_DIR = "rejected_lines"  # one text file per input split: `file:line: reason: 'line'`
+DUPLICATES_DIR = "duplicates"  # one text file per input split: the dropped duplicate lines
+QUALITY_DIR = "data_quality"  # the report (JSON) and the per-split statistics it is built from
+QUALITY_FILE = "data_quality.json"
 
-# Inside the Examples artifact, beside the Split-* folders: one text file per input split.
-REJECTED_DIR = "rejected_lines"
-# Custom property of the Examples artifact in ML Metadata: how many lines were skipped.
+# Custom properties of the Examples artifact.
+DATA_QUALITY_PROPERTY = "data_quality"  # the whole report, JSON text
 REJECTED_LINES_PROPERTY = "rejected_lines"
-
-
-class MovieLensExampleGenSpec(FileBasedExampleGenSpec):
-    """FileBasedExampleGen's spec plus the malformed-line policy."""
-
-    PARAMETERS = {
-        **FileBasedExampleGenSpec.PARAMETERS,
-        MALFORMED_LINES_KEY: ExecutionParameter(type=str),
-    }
+LINES_READ_PROPERTY = "lines_read"
+DUPLICATES_EXACT_PROPERTY = "duplicates_exact"
+DUPLICATES_CONFLICTING_PROPERTY = "duplicates_conflicting"
+WITHOUT_USER_PROPERTY = "ratings_without_user"
+WITHOUT_MOVIE_PROPERTY = "ratings_without_movie"
+LAYOUT_PROPERTY = "layout"

@@ -1,0 +1,410 @@
+"""`kiko report`: one self-contained HTML page about a run: its data, training, evaluation and
+lineage, with the charts drawn by matplotlib and embedded as PNG data URIs (no script, no
+network: TFDV's and TFMA's own visualisations load their code from the internet or need a
+notebook, so only TFDV's anomalies table is reused).
+
+    kiko report [--home DIR] [--run RUN_ID] [--out FILE]
+"""
+
+import argparse
+import base64
+import html
+import io
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from tabulate import tabulate
+
+from kiko_model import features as fk
+from pipeline import configs
+from pipeline import metadata_reader as reader
+from pipeline.inspect_metadata import IDS_NOTE, duration, fmt
+
+TENSORBOARD_COMMAND = "tensorboard --logdir {logdir}"
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2733;
+background:#f5f7fa}main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;border-bottom:2px solid #cfd8e3;
+padding-bottom:4px;margin-top:32px}h3{font-size:15px;margin:18px 0 6px}
+section{background:#fff;border-radius:8px;padding:4px 20px 16px;margin-top:18px;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}table{border-collapse:collapse;margin:6px 0;font-size:13px}
+th,td{border:1px solid #d9e0e8;padding:3px 8px;text-align:left}th{background:#eef2f7}
+img{max-width:100%;display:block;margin:8px 0}.muted{color:#66727f}.cards{display:flex;
+flex-wrap:wrap;gap:10px}.card{background:#fff;border-radius:8px;padding:10px 14px;min-width:130px;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}.card b{display:block;font-size:20px}.ok{color:#1a7f37}
+.bad{color:#b42318}code{background:#eef2f7;padding:1px 4px;border-radius:3px}
+.flow li{margin:6px 0}
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Gathering: plain data from ML Metadata and the artifacts.
+
+
+def _histogram_from_statistics(view) -> Optional[Dict[str, float]]:
+    """Approximate rating counts from TFDV's standard histogram (when there is no data-quality
+    record): each bucket's count goes to the rating nearest its middle."""
+    import tensorflow_data_validation as tfdv
+
+    feature = view.get_feature(tfdv.FeaturePath([fk.RATING]))
+    numeric = feature.numeric_statistics() if feature is not None else None
+    standard = [h for h in (numeric.histograms if numeric else []) if h.type == h.STANDARD]
+    if not standard:
+        return None
+    counts: Dict[str, float] = {}
+    for bucket in standard[0].buckets:
+        rating = str(round((bucket.low_value + bucket.high_value) / 2))
+        counts[rating] = counts.get(rating, 0.0) + bucket.sample_count
+    return counts
+
+
+def gather(store: reader.Store, run_id: Optional[str] = None) -> Dict[str, Any]:
+    """Everything the page shows about one run (default: the latest), as plain data."""
+    summary = reader.run_summary(store, run_id)
+    if summary["run_id"] is None:
+        raise LookupError("the pipeline has not run in this home yet")
+    found = reader.run_outputs(store, summary["run_id"])
+    data: Dict[str, Any] = {"summary": summary, "quality": summary["data_quality"] or {},
+                            "splits": {}, "anomalies": {}, "statistics_histogram": None}
+    if found["statistics"] is not None:
+        from tfx.types import artifact_utils
+
+        for split in artifact_utils.decode_split_names(found["statistics"].split_names):
+            view = reader.load_statistics(found["statistics"], split)
+            data["splits"][split] = view.proto().num_examples
+            if split == fk.TRAIN_SPLIT:
+                data["statistics_histogram"] = _histogram_from_statistics(view)
+    if found["anomalies"] is not None:
+        from components.anomalies_gate.component import read_anomalies
+        from tfx.types import artifact_utils
+
+        for split in artifact_utils.decode_split_names(found["anomalies"].split_names):
+            data["anomalies"][split] = read_anomalies(found["anomalies"].uri, split)
+    report = reader.read_model_run(found["model_run"].uri if found["model_run"] else None)
+    evaluation = (reader.evaluation(store, found["evaluator"], with_slices=True)
+                  if found["evaluator"] is not None else None)
+    return {
+        "data": data,
+        "training": dict(reader.training_members(report), final=report.get("final"),
+                         hparams=report.get("hparams"),
+                         logdir=found["model_run"].uri) if report else None,
+        "evaluation": evaluation,
+        "lineage": reader.lineage(store, found["model"].id) if found["model"] else None,
+        "serving": reader.pushed_model(store),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts (matplotlib Figures, no pyplot state) as data URIs.
+
+
+def _figure(width: float = 7.0, height: float = 3.0):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="chart" src="data:image/png;base64,{encoded}">'
+
+
+def _bars(labels: Sequence[str], counts: Sequence[float], title: str, xlabel: str) -> str:
+    figure = _figure()
+    axes = figure.subplots()
+    axes.bar([str(label) for label in labels], counts, color="#3b6ea8")
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("count")
+    return _png(figure)
+
+
+def _bucket_bars(record: Dict[str, List[float]], title: str, xlabel: str) -> str:
+    edges, counts = record["edges"], record["counts"]
+    labels = [f"{edges[i]:g}-{edges[i + 1]:g}" if i + 1 < len(edges) else f"{edges[i]:g}+"
+              for i in range(len(counts))]
+    return _bars(labels, counts, title, xlabel)
+
+
+def _training_chart(history: List[Dict[str, Any]], members: List[Dict[str, Any]]) -> str:
+    names = [m["name"] for m in members] or list(dict.fromkeys(h["stage"] for h in history))
+    figure = _figure(7.0, 2.8 * max(1, len(names)))
+    for axes, name in zip(figure.subplots(len(names), 1, squeeze=False)[:, 0], names):
+        epochs = [h for h in history if h.get("stage") == name]
+        x = [h.get("stage_epoch", h.get("epoch")) for h in epochs]
+        if any("train_rmse" in h for h in epochs):
+            axes.plot(x, [h.get("train_rmse") for h in epochs], "o--", label="train RMSE")
+        elif any("train_loss" in h for h in epochs):
+            axes.plot(x, [h["train_loss"] ** 0.5 if h.get("train_loss", -1) >= 0 else None
+                          for h in epochs], "o--", label="train √loss (with regularisation)")
+        axes.plot(x, [h.get("val_rmse") for h in epochs], "o-", label="validation RMSE")
+        axes.set_title(f"{name}: per epoch")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("RMSE")
+        axes.legend(loc="upper right")
+    return _png(figure)
+
+
+def _blend_chart(blend: Dict[str, Any]) -> str:
+    weights = list(blend["weights"])
+    names = blend.get("names") or [f"member {i + 1}" for i in range(len(weights))]
+    figure = _figure(6.0, 0.5 + 0.45 * len(weights))
+    axes = figure.subplots()
+    axes.barh(names, weights, color="#6a8f3b")
+    axes.axvline(0, color="#444", linewidth=0.8)
+    intercept = blend.get("intercept")
+    axes.set_title("blend weights" + (f" (intercept {intercept:.3f})"
+                                      if intercept is not None else ""))
+    return _png(figure)
+
+
+def _slices_chart(slices: List[Dict[str, Any]], bound: Optional[float]) -> str:
+    shown = [s for s in slices if (s["metrics"] or {}).get(reader.RMSE) is not None]
+    figure = _figure(7.5, 0.6 + 0.3 * len(shown))
+    axes = figure.subplots()
+    y = list(range(len(shown)))[::-1]
+    rmse = [s["metrics"][reader.RMSE] for s in shown]
+    axes.barh(y, rmse, color="#3b6ea8", label="candidate")
+    base = [(yy, s["baseline_metrics"][reader.RMSE]) for yy, s in zip(y, shown)
+            if (s["baseline_metrics"] or {}).get(reader.RMSE) is not None]
+    if base:
+        axes.plot([b for _, b in base], [yy for yy, _ in base], "k|", markersize=14,
+                  label="baseline")
+    for yy, s, value in zip(y, shown, rmse):
+        count = int(s["metrics"].get(reader.EXAMPLE_COUNT, 0))
+        axes.text(value, yy, f" {value:.3f} (n={count:,})", va="center", fontsize=8)
+    if bound is not None:
+        axes.axvline(bound, color="#b42318", linestyle="--", label=f"RMSE bound {bound:g}")
+    axes.set_yticks(y, [s["slice"] for s in shown], fontsize=8)
+    axes.set_xlim(0, max(rmse + [bound or 0]) * 1.3)
+    axes.set_xlabel("RMSE on the eval split")
+    axes.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML.
+
+
+def _e(value: Any) -> str:
+    return html.escape("-" if value is None else str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    return tabulate([[fmt(c) for c in row] for row in rows], headers=list(headers),
+                    tablefmt="html", disable_numparse=True)
+
+
+def _absent(what: str) -> str:
+    return f'<p class="muted">{_e(what)}</p>'
+
+
+def _data_section(data: Dict[str, Any]) -> str:
+    quality, parts = data["quality"], ["<h2>Data</h2>"]
+    if quality:
+        keys = [k for k, v in quality.items() if isinstance(v, (int, float, str, bool))
+                and not isinstance(v, dict)]
+        parts.append(_table(["data quality", "value"], [[k.replace("_", " "), quality[k]]
+                                                        for k in keys]))
+    else:
+        parts.append(_absent("No data-quality record on this run's Examples artifact (lines "
+                             "read, rejected, duplicates): counts below come from StatisticsGen."))
+    splits = quality.get("examples_per_split") or data["splits"]
+    if splits:
+        parts.append("<h3>Split sizes</h3>" + _table(["split", "examples"],
+                                                     [[k, v] for k, v in splits.items()]))
+    histogram = quality.get("rating_histogram")
+    if histogram:
+        ordered = sorted(histogram.items(), key=lambda kv: float(kv[0]))
+        parts.append(_bars([k for k, _ in ordered], [v for _, v in ordered],
+                           "ratings (all splits)", "rating"))
+    elif data["statistics_histogram"]:
+        ordered = sorted(data["statistics_histogram"].items(), key=lambda kv: float(kv[0]))
+        parts.append(_bars([k for k, _ in ordered], [v for _, v in ordered],
+                           "ratings, train split (approximate: StatisticsGen's histogram)",
+                           "rating"))
+    for key, title in (("ratings_per_user", "users by number of ratings"),
+                       ("ratings_per_movie", "movies by number of ratings")):
+        record = quality.get(key)
+        if isinstance(record, dict) and record.get("counts"):
+            parts.append(_bucket_bars(record, title, "ratings"))
+        else:
+            parts.append(_absent(f"{title}: not recorded for this run (needs the ExampleGen's "
+                                 "data-quality record)."))
+    parts.append("<h3>Anomalies (ExampleValidator)</h3>")
+    if not data["anomalies"]:
+        parts.append(_absent("The run did not reach the ExampleValidator."))
+    from tensorflow_data_validation.utils import display_util
+
+    for split, anomalies in data["anomalies"].items():
+        frame = display_util.get_anomalies_dataframe(anomalies)
+        parts.append(f"<p>{_e(split)}: " + ("no anomalies" if frame.empty else
+                     f'<span class="bad">{len(frame)} anomalies</span>') + "</p>")
+        if not frame.empty:
+            parts.append(frame.to_html(escape=True))
+    return "<section>" + "".join(parts) + "</section>"
+
+
+def _training_section(training: Optional[Dict[str, Any]]) -> str:
+    parts = ["<h2>Training</h2>"]
+    if training is None:
+        return "<section>" + "".join(parts) + _absent("The run did not train a model.") + \
+            "</section>"
+    members = training["members"]
+    if members:
+        parts.append(_table(["member", "best val RMSE", "val MAE", "best epoch", "epochs run",
+                             "seconds"],
+                            [[m.get("name"), m.get("val_rmse"), m.get("val_mae"),
+                              m.get("best_epoch"), m.get("epochs_run"), m.get("seconds")]
+                             for m in members]))
+    if training["history"]:
+        parts.append(_training_chart(training["history"], members))
+    if training["blend"]:
+        parts.append(_blend_chart(training["blend"]))
+    final = training.get("final") or {}
+    if final:
+        parts.append("<h3>Final scores (Trainer)</h3>" + _table(
+            ["split", "examples", "RMSE", "MAE", "MSE"],
+            [[split, v.get("examples"), v.get("rmse"), v.get("mae"), v.get("mse")]
+             for split, v in final.items()]))
+    parts.append("<h3>TensorBoard</h3><p>Per-epoch scalars of this model: <code>"
+                 + _e(TENSORBOARD_COMMAND.format(logdir=training["logdir"])) + "</code></p>")
+    if training.get("hparams"):
+        parts.append("<h3>Hyperparameters</h3>" + _table(
+            ["name", "value"], [[k, repr(v)] for k, v in sorted(training["hparams"].items())]))
+    return "<section>" + "".join(parts) + "</section>"
+
+
+def _evaluation_section(evaluation: Optional[Dict[str, Any]], reason: Optional[str],
+                        pushed_path: Optional[str]) -> str:
+    parts = ["<h2>Evaluation (TFMA, eval split)</h2>"]
+    if evaluation is None:
+        return "<section>" + "".join(parts) + _absent("The run did not evaluate a model.") + \
+            "</section>"
+    metrics, base = evaluation["metrics"] or {}, evaluation["baseline_metrics"] or {}
+    limits = evaluation["thresholds"]
+    rows = [[name, metrics.get(key), base.get(key) if base else None]
+            for name, key in (("RMSE", reader.RMSE), ("MAE", reader.MAE), ("MSE", reader.MSE))]
+    rows.append(["examples"] + [int(m[reader.EXAMPLE_COUNT]) if reader.EXAMPLE_COUNT in m
+                                else None for m in (metrics, base)])
+    parts.append(_table(["overall", f"candidate (model {evaluation['model_id']})",
+                         f"baseline (model {_e(evaluation['baseline_model_id'])})"], rows))
+    parts.append(f"<p>Thresholds: RMSE at most {_e(limits.get('rmse_upper_bound'))}, and at "
+                 f"most {_e(limits.get('max_rmse_increase'))} above the baseline's "
+                 "(the latest previously blessed model; none for a first model).</p>")
+    if evaluation["blessed"]:
+        parts.append('<p class="ok"><b>Blessed</b>' + (
+            f": pushed to <code>{_e(pushed_path)}</code>" if pushed_path else "") + "</p>")
+    else:
+        parts.append(f'<p class="bad"><b>Not blessed</b>: {_e(reason)}</p>')
+    if evaluation.get("metrics_error"):
+        parts.append(_absent(f"The evaluation could not be read: {evaluation['metrics_error']}"))
+    slices = evaluation.get("slices") or []
+    if slices:
+        parts.append("<h3>RMSE per slice</h3>"
+                     + _slices_chart(slices, limits.get("rmse_upper_bound")))
+    return "<section>" + "".join(parts) + "</section>"
+
+
+def _lineage_section(lineage: Optional[Dict[str, Any]], summary: Dict[str, Any],
+                     serving: Dict[str, Any]) -> str:
+    parts = ["<h2>Lineage</h2>"]
+    if lineage is None:
+        return "<section>" + "".join(parts) + _absent("The run made no model.") + "</section>"
+    gen, examples, trainer = lineage["example_gen"], lineage["examples"], lineage["trainer"]
+    steps = []
+    if gen:
+        steps.append(f"<b>data</b> <code>{_e(gen['input_base'])}</code> "
+                     f"({_e(', '.join(gen['input_patterns'].values()))}), read by "
+                     f"{_e(gen['node_id'])} execution {gen['execution_id']}")
+    if examples:
+        steps.append(f"<b>Examples {examples['id']}</b> splits "
+                     f"{_e(', '.join(examples.get('splits') or []))}, rejected lines "
+                     f"{_e(examples.get('rejected_lines'))}: <code>{_e(examples['uri'])}</code>")
+    model = lineage["model"]
+    steps.append(f"<b>Model {model['id']}</b> trained by Trainer execution "
+                 f"{_e((trainer or {}).get('execution_id'))} in run "
+                 f"{_e((trainer or {}).get('run_id'))}: <code>{_e(model['uri'])}</code>")
+    for e in lineage["evaluations"]:
+        steps.append(f"<b>Evaluation {_e(e['evaluation_id'])}</b> in run {_e(e['run_id'])}: "
+                     f"blessed {_e('yes' if e['blessed'] else 'no')}")
+    pushes = [p for p in lineage["pushes"] if p["pushed"]]
+    if pushes:
+        steps += [f"<b>pushed version {_e(p['version'])}</b>: <code>{_e(p['destination'])}</code>"
+                  for p in pushes]
+    else:
+        steps.append(f"<b>not pushed</b>: {_e(summary['not_pushed_reason'])}")
+    parts.append('<ol class="flow">' + "".join(f"<li>{s}</li>" for s in steps) + "</ol>")
+    if serving["pushed"]:
+        parts.append(f"<p>Being served: model {serving['model_id']}, version "
+                     f"{_e(serving['version'])}, <code>{_e(serving['destination'])}</code>.</p>")
+    else:
+        parts.append(f"<p>Nothing is being served: {_e(serving['reason'])}.</p>")
+    parts.append(_absent(IDS_NOTE))
+    return "<section>" + "".join(parts) + "</section>"
+
+
+def render(report: Dict[str, Any]) -> str:
+    """The page for `gather`'s data."""
+    summary = report["summary"] = report["data"]["summary"]
+    status = summary["status"] + (f" at {summary['failed_node']}" if summary["failed_node"]
+                                  else "")
+    cards = [("status", status), ("eval RMSE", summary["eval_rmse"]),
+             ("eval MAE", summary["eval_mae"]), ("blessed", summary["blessed"]),
+             ("model", summary["model_id"])]
+    header = (f"<h1>kiko run {_e(summary['run_id'])}</h1><p class='muted'>started "
+              f"{_e(summary['started'])}, took {_e(duration(summary['duration_s']))}, "
+              f"{summary['cached']} executions from cache</p><div class='cards'>"
+              + "".join(f"<div class='card'>{_e(k)}<b>{_e(fmt(v))}</b></div>" for k, v in cards)
+              + "</div>")
+    if summary["failure"]:
+        header += f"<p class='bad'>Failure: {_e(summary['failure'])}</p>"
+    body = (header + _data_section(report["data"]) + _training_section(report["training"])
+            + _evaluation_section(report["evaluation"], summary["not_pushed_reason"],
+                                  summary["pushed_path"])
+            + _lineage_section(report["lineage"], summary, report["serving"]))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>kiko run "
+            f"{_e(summary['run_id'])}</title><style>{_STYLE}</style></head><body><main>{body}"
+            "</main></body></html>")
+
+
+def write_report(store: reader.Store, out_path: str, run_id: Optional[str] = None) -> str:
+    """Writes the page for a run (default: the latest) and returns its absolute path."""
+    page = render(gather(store, run_id))
+    out_path = os.path.abspath(out_path)
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return out_path
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="kiko report",
+        description="Write one self-contained HTML page (charts embedded, no network) about a "
+                    "pipeline run: data, training, evaluation and lineage.")
+    parser.add_argument("--home", default="", help=f"pipeline home (default: "
+                        f"${configs.HOME_ENV}, else ./{configs.DEFAULT_HOME})")
+    parser.add_argument("--run", default=None, metavar="RUN_ID",
+                        help="the run to describe (default: the latest; see `kiko inspect runs`)")
+    parser.add_argument("--out", default="", metavar="FILE",
+                        help=f"where to write the page (default: "
+                             f"{configs.Paths('HOME').report_path})")
+    args = parser.parse_args(argv)
+    home = configs.home_dir(args.home)
+    try:
+        store = reader.open_store(configs.Paths(home).metadata_path)
+        path = write_report(store, args.out or configs.Paths(home).report_path, args.run)
+    except (FileNotFoundError, reader.StoreError, LookupError, OSError) as error:
+        print(f"kiko report: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

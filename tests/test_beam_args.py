@@ -1,0 +1,63 @@
+"""Beam arguments reach the Beam components only: --beam-arg, $KIKO_BEAM_ARGS, --dask-scheduler."""
+
+import pytest
+
+from kiko_model import features as fk
+from pipeline import configs, local_runner
+
+BEAM_NODES = {fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.EVALUATOR_ID}
+DIRECT_DEFAULTS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+
+def _beam_args(argv, monkeypatch, env=""):
+    monkeypatch.setenv(configs.BEAM_ARGS_ENV, env)
+    return local_runner.parse_args(argv).beam_pipeline_args
+
+
+def test_default_is_the_multiprocessing_direct_runner(monkeypatch):
+    assert _beam_args([], monkeypatch) == DIRECT_DEFAULTS
+    assert _beam_args(["--workers", "3"], monkeypatch)[-1] == "--direct_num_workers=3"
+
+
+def test_named_runner_replaces_the_direct_runner_defaults(monkeypatch):
+    args = _beam_args(["--beam-arg=--runner=FlinkRunner", "--beam-arg=--parallelism=4"],
+                      monkeypatch, env="--runner=DataflowRunner '--labels=a=b c'")
+    # The environment first, then the flags: Beam takes the last --runner.
+    assert args == ["--runner=DataflowRunner", "--labels=a=b c", "--runner=FlinkRunner",
+                    "--parallelism=4"]
+
+
+def test_extra_direct_runner_options_keep_the_defaults(monkeypatch):
+    assert _beam_args(["--beam-arg=--direct_runner_bundle_repeat=1"], monkeypatch) == (
+        DIRECT_DEFAULTS + ["--direct_runner_bundle_repeat=1"])
+
+
+def test_dask_scheduler_selects_kikos_dask_runner(monkeypatch):
+    args = _beam_args(["--dask-scheduler", "tcp://127.0.0.1:8786",
+                       "--beam-arg=--dask_npartitions=4"], monkeypatch)
+    assert args == [f"--runner={configs.DASK_RUNNER}",
+                    "--dask_client_address=tcp://127.0.0.1:8786", "--dask_npartitions=4"]
+    # Beam imports the runner by this path.
+    module, _, name = configs.DASK_RUNNER.rpartition(".")
+    assert hasattr(__import__(module, fromlist=[name]), name)
+
+
+def test_dask_scheduler_and_another_runner_is_an_error(monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        _beam_args(["--dask-scheduler", "tcp://h:8786"], monkeypatch,
+                   env="--runner=FlinkRunner")
+    assert "--runner=FlinkRunner" in capsys.readouterr().err
+
+
+def test_beam_args_go_to_the_beam_components_only(small_movielens, monkeypatch, tmp_path):
+    """Per component (TFX's with_beam_pipeline_args), never pipeline-wide: a pipeline-wide
+    list would reach every container on Kubeflow."""
+    monkeypatch.setenv(configs.BEAM_ARGS_ENV, "")
+    args = local_runner.parse_args(["--data", small_movielens.out_dir, "--home", str(tmp_path),
+                                    "--beam-arg=--runner=FlinkRunner"])
+    pipeline = local_runner.build(args)
+    assert pipeline.beam_pipeline_args == []
+    with_args = {c.id: c.executor_spec.beam_pipeline_args for c in pipeline.components
+                 if hasattr(c.executor_spec, "beam_pipeline_args")}
+    assert set(with_args) == BEAM_NODES
+    assert all(value == ["--runner=FlinkRunner"] for value in with_args.values())

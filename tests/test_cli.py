@@ -1,0 +1,35 @@
+"""The `kiko` command and the Makefile's entry points, as a newcomer meets them."""
+
+import os
+import re
+import sys
+
+import pytest
+
+from pipeline import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("command", ["run", "inspect", "report", "predict", "recommend"])
+def test_help_names_the_kiko_command(command, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["kiko"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: kiko {command} ")
+
+
+def test_unknown_command_lists_the_commands(capsys):
+    assert cli.main(["nope"]) == 2
+    err = capsys.readouterr().err
+    for command in ("run", "inspect", "report", "predict", "recommend"):
+        assert f"\n  {command} " in err
+
+
+def test_make_bench_runs_scripts_that_exist():
+    with open(os.path.join(REPO, "Makefile")) as f:
+        names = re.search(r"^BENCH \?= (.+)$", f.read(), re.MULTILINE).group(1).split()
+    assert names
+    for name in names:
+        assert os.path.isfile(os.path.join(REPO, "benchmarks", f"{name}.py")), name

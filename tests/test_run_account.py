@@ -1,0 +1,80 @@
+"""The account of a run from its records (no pipeline): metrics.json in both shapes, the
+ExampleGen's data-quality record in the summary and the report."""
+
+import kiko_model  # noqa: F401  (must stay the first import)
+
+import base64
+import io
+import re
+
+from PIL import Image
+
+from pipeline import report
+from pipeline.inspect_metadata import summary_lines
+from pipeline.metadata_reader import training_members
+
+HISTORY = [
+    {"stage": "mf", "epoch": 1, "stage_epoch": 1, "train_loss": 0.92, "val_rmse": 0.89,
+     "val_mae": 0.71, "seconds": 3.0},
+    {"stage": "mf", "epoch": 2, "stage_epoch": 2, "train_loss": 0.81, "val_rmse": 0.87,
+     "val_mae": 0.70, "seconds": 2.0},
+    {"stage": "mf", "epoch": 3, "stage_epoch": 3, "train_loss": 0.79, "val_rmse": 0.88,
+     "val_mae": 0.69, "seconds": 2.0},
+    {"stage": "autorec", "epoch": 4, "stage_epoch": 1, "train_loss": 3.81, "val_rmse": 1.33,
+     "val_mae": 1.13, "seconds": 9.0},
+]
+QUALITY = {
+    "layout": "ml-1m", "files": {"ratings": "ratings.dat", "users": None, "movies": None},
+    "lines_read": 1002, "examples": 1000, "examples_per_split": {"train": 900, "eval": 100},
+    "rejected_lines": 2, "duplicates_exact": 1, "duplicates_conflicting": 0,
+    "ratings_without_user": 0, "ratings_without_movie": 3, "bom": False,
+    "rating_histogram": {"1": 50, "2": 100, "3": 250, "4": 350, "5": 250},
+    "ratings_per_user": {"edges": [1, 20, 50], "counts": [4, 10, 6]},
+    "ratings_per_movie": {"edges": [1, 10, 100], "counts": [30, 20, 5]},
+    "a_key_added_later": {"nested": [1, 2]},
+}
+
+
+def test_members_and_blend_from_the_older_metrics_shape():
+    account = training_members({"history": HISTORY, "blend_weights": [-0.1, 0.9, 0.2]})
+    mf, autorec = account["members"]
+    assert (mf["name"], mf["val_rmse"], mf["best_epoch"], mf["epochs_run"]) == ("mf", 0.87, 2, 3)
+    assert mf["seconds"] == 7.0
+    assert (autorec["name"], autorec["epochs_run"]) == ("autorec", 1)
+    assert account["blend"] == {"names": None, "weights": [0.9, 0.2], "intercept": -0.1}
+
+
+def test_members_and_blend_of_the_newer_shape_are_taken_as_recorded():
+    members = [{"name": "mf", "val_rmse": 0.85, "val_mae": 0.68, "best_epoch": 7,
+                "epochs_run": 9, "seconds": 40.0}]
+    blend = {"names": ["mf", "autorec"], "weights": [0.97, 0.06], "intercept": -0.11}
+    account = training_members({"history": HISTORY, "members": members, "blend": blend,
+                                "blend_weights": [0.0, 1.0, 0.0]})
+    assert account["members"] == members and account["blend"] == blend
+
+
+def test_summary_lines_tell_data_quality_rejected_lines_and_blend():
+    run = dict.fromkeys(("run_id", "started", "duration_s", "failed_node", "failure",
+                         "model_id", "eval_rmse", "eval_mae", "eval_example_count", "blessed",
+                         "pushed_path", "not_pushed_reason"))
+    run.update(status="COMPLETE", cached=0, rejected_lines=2, data_quality=QUALITY,
+               blend={"names": ["mf", "autorec"], "weights": [0.97, 0.06], "intercept": -0.11})
+    lines = {line.split(None, 1)[0]: line for line in summary_lines(run)}
+    assert "lines read 1,002" in lines["data"] and "ratings without movie 3" in lines["data"]
+    assert "duplicates exact 1" in lines["data"]
+    assert lines["rejected"].split(None, 2)[2].startswith("2 skipped")
+    assert lines["blend"].split(None, 1)[1].strip() == "mf 0.970, autorec 0.060, intercept -0.110"
+
+
+def test_report_draws_the_data_quality_record():
+    html = report._data_section({"quality": QUALITY, "splits": {}, "anomalies": {},
+                                 "statistics_histogram": None})
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 3  # ratings, users by ratings, movies by ratings
+    for encoded in images:
+        Image.open(io.BytesIO(base64.b64decode(encoded))).load()
+    assert "not recorded" not in html and "No data-quality record" not in html
+    cells = [cell.strip() for cell in re.findall(r"<td>([^<]*)</td>", html)]
+    assert cells[cells.index("lines read") + 1] == "1002"
+    assert cells[cells.index("train") + 1] == "900"
+    assert "nested" not in html
