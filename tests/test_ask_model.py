@@ -16,6 +16,7 @@ from kiko_model import features as fk
 from pipeline import ask_model
 from pipeline import configs
 from pipeline import metadata_reader as reader
+from tests.conftest import SCHEMA_PATH
 
 pytestmark = pytest.mark.slow
 UNKNOWN_ID = 987654
@@ -26,7 +27,8 @@ def train(pipeline_home):
     """The train split the pushed model learned from (its Examples, through ML Metadata)."""
     store = reader.open_store(configs.Paths(pipeline_home).metadata_path)
     examples = reader.lineage(store)["examples"]["uri"]
-    return data.load_examples(glob.glob(os.path.join(examples, f"Split-{fk.TRAIN_SPLIT}", "*")))
+    return data.load_examples(glob.glob(os.path.join(examples, f"Split-{fk.TRAIN_SPLIT}", "*")),
+                              data.read_schema(SCHEMA_PATH)).columns
 
 
 @pytest.fixture(scope="module")
