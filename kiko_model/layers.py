@@ -130,23 +130,21 @@ class BiasedFactorization(tf.keras.layers.Layer):
         self.user_side, self.movie_side = user_side, movie_side
         self.l2_factors, self.l2_biases, self.l2_side = l2_factors, l2_biases, l2_side
 
+    def _entity(self, factors, bias, side, index):
+        """(vector, bias, per-example L2 penalty) of users or movies at ``index``, side
+        features added."""
+        vector, b = _masked_gather(factors, index), _masked_gather(bias, index)
+        penalty = self.l2_factors * tf.reduce_sum(tf.square(vector), -1) + self.l2_biases * b * b
+        if side is not None:
+            s, sb, norm = side(index)
+            vector, b, penalty = vector + s, b + sb, penalty + self.l2_side * norm
+        return vector, b, penalty
+
     def _user(self, user_index):
-        p = _masked_gather(self.user_factors, user_index)
-        b = _masked_gather(self.user_bias, user_index)
-        penalty = self.l2_factors * tf.reduce_sum(tf.square(p), -1) + self.l2_biases * b * b
-        if self.user_side is not None:
-            s, sb, norm = self.user_side(user_index)
-            p, b, penalty = p + s, b + sb, penalty + self.l2_side * norm
-        return p, b, penalty
+        return self._entity(self.user_factors, self.user_bias, self.user_side, user_index)
 
     def _movie(self, movie_index):
-        q = _masked_gather(self.movie_factors, movie_index)
-        b = _masked_gather(self.movie_bias, movie_index)
-        penalty = self.l2_factors * tf.reduce_sum(tf.square(q), -1) + self.l2_biases * b * b
-        if self.movie_side is not None:
-            s, sb, norm = self.movie_side(movie_index)
-            q, b, penalty = q + s, b + sb, penalty + self.l2_side * norm
-        return q, b, penalty
+        return self._entity(self.movie_factors, self.movie_bias, self.movie_side, movie_index)
 
     def call(self, user_index: tf.Tensor, movie_index: tf.Tensor):
         """(prediction [B], per-example L2 penalty [B])."""

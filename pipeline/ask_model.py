@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from pipeline import configs
 from pipeline.inspect_metadata import fmt, table
@@ -162,21 +162,31 @@ def _print_model(result: Dict[str, Any]) -> None:
               "or it was exported by an older kiko)")
 
 
+def _ask(prog: str, args: argparse.Namespace, ask: Callable[[str], dict]) -> Union[dict, int]:
+    """The answer of ``ask(home)`` to show as a table (the model line printed), or the exit
+    status when there is nothing more to print: 0 after printing it as JSON, 2 after an
+    error."""
+    try:
+        result = ask(configs.home_dir(args.home))
+    except AskError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    _print_model(result)
+    return result
+
+
 def predict_main(argv: Optional[List[str]] = None) -> int:
     parser = _parser("kiko predict", "Predicted ratings of a user for movies, from the model "
                      "the home serves (its latest pushed model).")
     parser.add_argument("--movie", type=int, action="append", required=True, metavar="MOVIE_ID",
                         help="MovieLens movie id (repeat for several movies)")
     args = parser.parse_args(argv)
-    try:
-        result = predict(configs.home_dir(args.home), args.user, args.movie)
-    except AskError as error:
-        print(f"kiko predict: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    _print_model(result)
+    result = _ask("kiko predict", args, lambda home: predict(home, args.user, args.movie))
+    if not isinstance(result, dict):
+        return result
     rows = result["predictions"]
     print(table(["USER", "MOVIE"] + _columns(result) + ["PREDICTED RATING"],
                 [[r["user_id"], r["movie_id"]] + _cells(r, result) + [fmt(r["rating"], 2)]
@@ -196,15 +206,9 @@ def recommend_main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error(f"-k must be at least 1, got {args.k}")
-    try:
-        result = recommend(configs.home_dir(args.home), args.user, args.k)
-    except AskError as error:
-        print(f"kiko recommend: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    _print_model(result)
+    result = _ask("kiko recommend", args, lambda home: recommend(home, args.user, args.k))
+    if not isinstance(result, dict):
+        return result
     rows = result["recommendations"]
     print(table(["RANK", "MOVIE"] + _columns(result) + ["PREDICTED RATING"],
                 [[r["rank"], r["movie_id"]] + _cells(r, result) + [fmt(r["rating"], 2)]

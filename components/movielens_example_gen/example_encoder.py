@@ -79,12 +79,6 @@ def bytes_entry(key: str, values: Sequence[bytes]) -> bytes:
     return encode_entry(key, _BYTES_LIST, values)
 
 
-def assemble(entries: Mapping[str, bytes]) -> bytes:
-    """A serialized Example from map entries, sorted by key as deterministic serialization does."""
-    features = b"".join(entries[k] for k in sorted(entries))
-    return _length_delimited(1, features)
-
-
 def user_entries(user: User) -> Dict[str, bytes]:
     """Encoded users.dat side features of one user."""
     return {
