@@ -9,13 +9,15 @@ defaults: DirectRunner in multi-processing mode, one worker per core) while the 
 memory of its whole process tree (runner + Beam workers) is sampled every 0.5 s. Each
 component's seconds come from ML Metadata (execution create -> last update) and its peak
 memory is the largest tree sample inside that window. `--validate-only` stops after the data
-checks. Results go to benchmarks/results/scale.json; the cost per million ratings is each
+checks. Results go to benchmarks/results/scale.json (sizes not run keep their earlier rows;
+each row has its date and the load average at its end); the cost per million ratings is each
 number divided by the size in millions.
 
     .venv/bin/python benchmarks/scale.py [--sizes 1 5 25] [--validate-only]
 """
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -81,6 +83,14 @@ def run_pipeline(data_dir: str, home: str, validate_only: bool) -> dict:
             "components": components}
 
 
+def _earlier_runs(name: str) -> list:
+    path = os.path.join(common.RESULTS_DIR, f"{name}.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f).get("runs", [])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 5, 25],
@@ -103,13 +113,18 @@ def main() -> None:
         os.makedirs(home)
         result = run_pipeline(data_dir, home, args.validate_only)
         row = {"millions": millions, "n_ratings": report.n_ratings, "n_users": report.n_users,
-               "n_movies_rated": report.n_movies_rated, **result}
+               "n_movies_rated": report.n_movies_rated, "date": time.strftime("%Y-%m-%d %H:%M"),
+               "load_average_at_end": [round(x, 2) for x in os.getloadavg()], **result}
         rows.append(row)
         print(f"{millions:g}M: {result['seconds']} s, peak tree {result['peak_tree_gb']} GB; "
               + ", ".join(f"{node} {c['seconds']} s / {c['peak_tree_gb']} GB"
                           for node, c in result["components"].items()), flush=True)
-    path = common.write_results("scale" + ("_validate_only" if args.validate_only else ""), {
-        "benchmark": "scale", "protocol": __doc__, "machine": started, "runs": rows,
+    name = "scale" + ("_validate_only" if args.validate_only else "")
+    # Sizes not run this time keep their earlier rows (each row has its date).
+    kept = [row for row in _earlier_runs(name) if row["millions"] not in args.sizes]
+    path = common.write_results(name, {
+        "benchmark": "scale", "protocol": __doc__, "machine": started,
+        "runs": sorted(kept + rows, key=lambda row: row["millions"]),
         "targets": {"peak_tree_gb": 12, "goal_peak_tree_gb": 8}})
     print(f"written to {path}")
 

@@ -520,6 +520,7 @@ class TrainResult:
     mf_examples_per_second: float = 0.0  # steady state (median epoch after the first)
     vocabularies: Optional[Vocabularies] = None
     timings: dict = field(default_factory=dict)  # seconds per phase
+    skipped: dict = field(default_factory=dict)  # member name -> why it was not trained
 
     @property
     def blend_weights(self) -> tuple:
@@ -742,10 +743,13 @@ def train_model(train: data.Examples, validation: data.Examples, hparams: HParam
                             callbacks)
     members, infos = [mf], [mf_info]
     lap(MF)
+    skipped = autorecs_skipped(len(train_index[fk.RATING]), hparams)
+    if skipped:
+        logging.warning("not training %s: %s", ", ".join(skipped), skipped[ITEM_AUTOREC])
     if hparams.blend:
         for name, item_based, enabled in ((ITEM_AUTOREC, True, True),
                                           (USER_AUTOREC, False, hparams.user_autorec)):
-            if enabled:
+            if enabled and name not in skipped:
                 member, info = _train_autorec(name, item_based, train_index, val_batches,
                                               vocab, hparams, history, log_dir, callbacks)
                 members.append(member)
@@ -780,7 +784,19 @@ def train_model(train: data.Examples, validation: data.Examples, hparams: HParam
         blend=blend, val_rmse=val_metrics["rmse"], val_mae=val_metrics["mae"],
         train_seconds=time.perf_counter() - start,
         mf_examples_per_second=mf_info["examples_per_second"], vocabularies=vocab,
-        timings=timings)
+        timings=timings, skipped=skipped)
+
+
+def autorecs_skipped(n_ratings: int, hparams: HParams) -> Dict[str, str]:
+    """AutoRec member name -> why it is not trained, for a fit part of ``n_ratings`` ratings."""
+    limit = hparams.autorec_max_ratings
+    if not hparams.blend or not limit or n_ratings <= limit:
+        return {}
+    reason = (f"{n_ratings:,} training ratings exceed autorec_max_ratings={limit:,} (AutoRec "
+              "training cost grows faster than the data); the model is the MF alone. "
+              "--hparam autorec_max_ratings=0 trains them anyway")
+    names = [ITEM_AUTOREC] + ([USER_AUTOREC] if hparams.user_autorec else [])
+    return {name: reason for name in names}
 
 
 def _error_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:

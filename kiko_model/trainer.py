@@ -63,6 +63,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "hparams": hparams.to_dict(),
         "history": result.history,
         "members": result.members,
+        "skipped_members": result.skipped,
         "blend": result.blend,
         "best_epoch": result.best_epoch(kiko.MF),
         "autorec_best_epoch": result.best_epoch(kiko.ITEM_AUTOREC),

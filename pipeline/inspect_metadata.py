@@ -205,6 +205,10 @@ def summary_lines(run: Dict[str, Any]) -> List[str]:
         if blend.get("intercept") is not None:
             text += f", intercept {blend['intercept']:.3f}"
         items.append(("blend", text))
+    skipped = run.get("skipped_members")
+    if skipped:
+        items.append(("not trained", f"{', '.join(skipped)}: "
+                                     + "; ".join(dict.fromkeys(skipped.values()))))
     items += [("blessed", run["blessed"]), ("pushed to", run["pushed_path"])]
     if run["not_pushed_reason"]:
         items.append(("not pushed", run["not_pushed_reason"]))

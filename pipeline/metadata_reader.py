@@ -710,7 +710,7 @@ def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
     summary: Dict[str, Any] = dict.fromkeys((
         "run_id", "started", "duration_s", "failed_node", "failure", "model_id", "eval_rmse",
         "eval_mae", "eval_example_count", "blessed", "pushed_path", "not_pushed_reason",
-        "rejected_lines", "data_quality", "blend"))
+        "rejected_lines", "data_quality", "blend", "skipped_members"))
     summary.update(status=NO_RUNS, cached=0)
     run = store.run(run_id)
     if run is None:
@@ -727,7 +727,8 @@ def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
         summary["data_quality"] = data_quality(found["examples"])
     summary["model_id"] = found["model"].id if found["model"] is not None else None
     report = read_model_run(found["model_run"].uri if found["model_run"] else None) or {}
-    summary["blend"] = training_members(report)["blend"]
+    training = training_members(report)
+    summary["blend"], summary["skipped_members"] = training["blend"], training["skipped"] or None
     if found["evaluator"] is not None:
         result = evaluation(store, found["evaluator"])
         metrics = result["metrics"] or {}
@@ -764,4 +765,5 @@ def training_members(report: Dict[str, Any]) -> Dict[str, Any]:
     if not isinstance(blend, dict) and report.get("blend_weights"):
         weights = list(report["blend_weights"])
         blend = {"names": None, "weights": weights[1:], "intercept": weights[0]}
-    return {"members": members, "blend": blend or None, "history": history}
+    return {"members": members, "blend": blend or None, "history": history,
+            "skipped": dict(report.get("skipped_members") or {})}

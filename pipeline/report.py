@@ -261,6 +261,8 @@ def _training_section(training: Optional[Dict[str, Any]]) -> str:
                             [[m.get("name"), m.get("val_rmse"), m.get("val_mae"),
                               m.get("best_epoch"), m.get("epochs_run"), m.get("seconds")]
                              for m in members]))
+    for name, reason in (training.get("skipped") or {}).items():
+        parts.append(f"<p>Not trained: <b>{_e(name)}</b>: {_e(reason)}.</p>")
     if training["history"]:
         parts.append(_training_chart(training["history"], members))
     if training["blend"]:

@@ -251,3 +251,25 @@ def test_a_model_that_was_not_blessed(unblessed_home, capsys):
 
     code, out, _ = _cli(capsys, "--home", unblessed_home, "summary", "--run", "no-such-run")
     assert code == 2
+
+
+def test_members_the_trainer_skipped_are_shown_with_the_reason():
+    from pipeline import metadata_reader
+    reason = "5,000,000 training ratings exceed autorec_max_ratings=2,000,000"
+    metrics = {"members": [{"name": "mf", "val_rmse": 0.8}],
+               "blend": {"names": ["mf"], "weights": [1.0], "intercept": 0.0},
+               "skipped_members": {"item_autorec": reason, "user_autorec": reason}}
+    training = metadata_reader.training_members(metrics)
+    assert training["skipped"] == metrics["skipped_members"]
+    assert metadata_reader.training_members({"members": []})["skipped"] == {}
+    run = dict.fromkeys(("run_id", "started", "duration_s", "failed_node", "failure",
+                         "model_id", "eval_rmse", "eval_mae", "eval_example_count", "blessed",
+                         "pushed_path", "not_pushed_reason"),
+                        None)
+    run.update(status="COMPLETE", cached=0, blend=training["blend"],
+               skipped_members=training["skipped"])
+    lines = inspect.summary_lines(run)
+    (line,) = [line for line in lines if "not trained" in line]
+    assert f"item_autorec, user_autorec: {reason}" in line
+    run["skipped_members"] = None
+    assert not [line for line in inspect.summary_lines(run) if "not trained" in line]

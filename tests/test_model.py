@@ -242,6 +242,25 @@ def test_early_stopping_keeps_the_best_epoch(splits, hparams):
         member["val_rmse"], abs=1e-5)
 
 
+def test_autorecs_are_not_trained_above_their_size_limit(splits, hparams):
+    fit, val, test = splits
+    n = len(fit)
+    assert km.autorecs_skipped(n, dataclasses.replace(hparams, autorec_max_ratings=n)) == {}
+    assert km.autorecs_skipped(n, dataclasses.replace(hparams, autorec_max_ratings=0)) == {}
+    assert km.autorecs_skipped(n, dataclasses.replace(
+        hparams, autorec_max_ratings=n - 1, user_autorec=False)).keys() == {km.ITEM_AUTOREC}
+    hp = dataclasses.replace(hparams, autorec_max_ratings=n - 1, epochs=3)
+    result = km.train_model(fit, val, hp)
+    assert set(result.skipped) == {km.ITEM_AUTOREC, km.USER_AUTOREC}
+    assert f"{n:,} training ratings exceed autorec_max_ratings={n - 1:,}" in (
+        result.skipped[km.ITEM_AUTOREC])
+    assert [m["name"] for m in result.members] == result.model.member_names == [km.MF]
+    assert {e["stage"] for e in result.history} == {km.MF}
+    assert result.blend["names"] == [km.MF] and len(result.blend["weights"]) == 1
+    prediction = km.predict(result.model, test.columns)
+    assert np.all(np.isfinite(prediction)) and prediction.shape == (len(test),)
+
+
 def test_callbacks_and_tensorboard_see_every_epoch(trained, recorder, tmp_path_factory):
     assert [(name, epoch) for name, epoch, _ in recorder.epochs] == [
         (e["stage"], e["stage_epoch"] - 1) for e in trained.history]

@@ -101,3 +101,12 @@ def test_report_of_a_run_stopped_by_anomalies(anomalous_home, tmp_path):
 def test_report_without_a_run_says_so(tmp_path, capsys):
     assert report.main(["--home", str(tmp_path / "none")]) == 2
     assert "no ML Metadata database" in capsys.readouterr().err
+
+
+def test_training_section_names_the_members_not_trained():
+    from pipeline import report as report_page
+    training = {"members": [{"name": "mf"}], "history": [], "blend": None, "final": None,
+                "logdir": "/x", "skipped": {"item_autorec": "too many ratings <5M>"}}
+    page = report_page._training_section(training)
+    assert "Not trained: <b>item_autorec</b>: too many ratings &lt;5M&gt;." in page
+    assert "Not trained" not in report_page._training_section(dict(training, skipped={}))

@@ -51,6 +51,7 @@ def test_run_fn_writes_metrics_file_with_epochs_members_and_final_scores(trained
     assert report["hparams"]["embedding_dim"] == FAST["embedding_dim"]
     names = [member["name"] for member in report["members"]]
     assert names == [kiko.MF, kiko.ITEM_AUTOREC, kiko.USER_AUTOREC]
+    assert report["skipped_members"] == {}
     assert report["blend"]["names"] == names
     assert report["blend_weights"] == [report["blend"]["intercept"], *report["blend"]["weights"]]
     for member in report["members"]:
