@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from components.movielens_example_gen import spec
+from components.movielens_example_gen import executor, spec
 from components.movielens_example_gen.component import (
     MovieLensExampleGen, locate_input, make_custom_config, make_input_config, make_output_config)
 from components.movielens_example_gen.driver import content_fingerprint
@@ -200,7 +200,7 @@ def _folder(tmp_path, ratings_lines, name="ratings.dat", side=None):
     return folder
 
 
-def test_duplicates_keep_the_latest_and_are_listed(tmp_path):
+def test_duplicates_keep_the_latest_and_are_listed(tmp_path, monkeypatch):
     lines = [b"%d::%d::4::%d" % (u, m, 1000 + u * 10 + m) for u in range(1, 21)
              for m in range(1, 11)]
     lines += [b"3::4::4::1034",      # exact duplicate of line 24 (same rating and time)
@@ -209,7 +209,13 @@ def test_duplicates_keep_the_latest_and_are_listed(tmp_path):
               b"7::8::5::1"]         # conflicting, earlier: dropped
     random.Random(4).shuffle(lines)  # duplicates far apart, in different byte ranges
     folder = _folder(tmp_path, lines)
+    # Small ranges and buckets, so duplicates meet across key files and buckets are many.
+    monkeypatch.setattr(executor, "_MIN_CHUNK_BYTES", 256)
+    monkeypatch.setattr(executor, "_BUCKET_TEXT_BYTES", 1024)
+    size = os.path.getsize(folder / "ratings.dat")
+    assert size // executor.chunk_bytes(size) >= 8 and executor.duplicate_buckets(size) >= 3
     examples = run_on(folder, tmp_path / "out")
+    assert not os.path.exists(tmp_path / "out" / "_staging")  # the key files are gone
     report = quality(examples)
     assert (report["duplicates_exact"], report["duplicates_conflicting"]) == (1, 3)
     assert report["lines_read"] == report["examples"] + 4 == len(lines)
@@ -245,6 +251,12 @@ def test_multi_processing_runner_gives_the_same_examples(small_movielens, small_
     for split in ("train", "eval"):
         assert sorted(read_split(examples, split)) == sorted(read_split(small_examples, split))
     assert quality(examples)["extremes"] == quality(small_examples)["extremes"]
+
+
+def test_duplicate_buckets_grow_with_the_file_and_are_capped():
+    assert executor.duplicate_buckets(0) == executor.duplicate_buckets(10 << 20) == 1
+    assert executor.duplicate_buckets(700 << 20) == 22  # ML-25M's ratings.csv: ~55 MB of keys each
+    assert executor.duplicate_buckets(1 << 50) == executor._MAX_BUCKETS
 
 
 # --- the checks after writing -------------------------------------------------------------------

@@ -25,13 +25,11 @@ CONFLICTING = "conflicting"
 # Packed key record of one valid rating line, for the duplicate search (40 bytes).
 KEY_DTYPE = np.dtype([("user", "<i8"), ("movie", "<i8"), ("timestamp", "<i8"),
                       ("rating", "<f4"), ("chunk", "<i4"), ("line", "<i8")])
-DUPLICATE_BUCKETS = 64
 # Bin edges of the ratings-per-user and ratings-per-movie histograms (counts >= edge).
 COUNT_EDGES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
 
 
-def bucket_of(users: np.ndarray, movies: np.ndarray, buckets: int = DUPLICATE_BUCKETS
-              ) -> np.ndarray:
+def bucket_of(users: np.ndarray, movies: np.ndarray, buckets: int) -> np.ndarray:
     """A bucket per (user, movie): duplicates share one, so buckets are searched separately."""
     mixed = (users.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ movies.astype(np.uint64)
     return (mixed % np.uint64(buckets)).astype(np.int64)
