@@ -18,6 +18,13 @@ Protocol (fixed, so runs are comparable):
   baseline: reg_u 15, reg_m 10, 10 sweeps); ALS rank 10 (biased, weighted-lambda regularisation
   lambda * n_ratings, 15 sweeps, NumPy); kiko default `HParams()` (--override key=value to try
   others). Predictions are clipped to [1, 5].
+* References on generated data only (`oracle_rows`, from `synthetic.ground_truth`): the noise
+  floor on this test split (the report's floor is over all ratings), and "oracle-prior MAP", a
+  fit of the generator's own model that knows its link, noise, thresholds and the exact prior
+  of each user's and movie's parameters given their side features, and estimates only what
+  the ratings must tell; and "oracle-prior posterior mean", the same averaged over Gibbs draws
+  of the posterior (the Bayes predictor given the train split): how near the floor the data's
+  size lets a model get at all.
 * Reported: test RMSE/MAE, train wall time (seconds, includes building vocabularies) and
   examples/s (train examples x epochs / time; for kiko the steady-state MF epoch throughput).
   Results go to stdout and benchmarks/results/model_quality.json.
@@ -54,6 +61,8 @@ RESULTS = HERE / "results" / "model_quality.json"
 RECBOLE = "recbole==1.2.1"
 ML100K_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
 SPLIT_SEED = 42
+ORACLE_SWEEPS = 5  # alternations of the oracle-prior MAP reference (generated data)
+ORACLE_BURN_IN, ORACLE_SAMPLES = 10, 60  # Gibbs draws of the posterior-mean reference
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -112,11 +121,15 @@ def ml100k_data() -> tuple[data.Examples, dict]:
                                     "source": f"{RECBOLE}:{ML100K_MEMBER}"}
 
 
-def split(examples: data.Examples) -> tuple[data.Examples, data.Examples]:
-    """The benchmark's fixed random 90/10 split (see the module docstring)."""
-    n = len(examples)
+def split_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows), sorted: the fixed random 90/10 split of the module docstring."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(n)
-    test, train = np.sort(perm[:n // 10]), np.sort(perm[n // 10:])
+    return np.sort(perm[n // 10:]), np.sort(perm[:n // 10])
+
+
+def split(examples: data.Examples) -> tuple[data.Examples, data.Examples]:
+    """The benchmark's train and test examples (`split_rows`)."""
+    train, test = split_rows(len(examples))
     return (data.in_canonical_order(data.take_rows(examples, train)),
             data.take_rows(examples, test))
 
@@ -204,6 +217,130 @@ class ALS:
         return np.clip(base + inter, 1, 5)
 
 
+# --- what only the generator knows --------------------------------------------------------------
+
+def _posterior_means(entity: np.ndarray, n: int, design: np.ndarray, target: np.ndarray,
+                     noise_var: float, prior_mean: np.ndarray, prior_precision: np.ndarray,
+                     rng: np.random.Generator | None = None) -> np.ndarray:
+    """Per entity, the posterior mean of w in target = design @ w + N(0, noise_var), with the
+    prior w ~ N(prior_mean[e], inv(prior_precision)): Bayesian ridge regressions, batched.
+    With ``rng``, a draw from each posterior instead of its mean."""
+    k = design.shape[1]
+    gram = np.empty((n, k, k))
+    moment = np.empty((n, k))
+    for i in range(k):
+        moment[:, i] = np.bincount(entity, design[:, i] * target, minlength=n)
+        for j in range(i, k):
+            gram[:, i, j] = gram[:, j, i] = np.bincount(entity, design[:, i] * design[:, j],
+                                                        minlength=n)
+    gram = gram / noise_var + prior_precision
+    moment = moment / noise_var + prior_mean @ prior_precision
+    means = np.linalg.solve(gram, moment[..., None])[..., 0]
+    if rng is None:
+        return means
+    # precision = L L^T, so mean + L^-T z has covariance inv(precision).
+    cholesky = np.linalg.cholesky(gram)
+    noise = rng.standard_normal(means.shape)[..., None]
+    return means + np.linalg.solve(np.swapaxes(cholesky, 1, 2), noise)[..., 0]
+
+
+def _side_prior(design: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prior means, prior precision) of entity parameters given their side features: the
+    least-squares fit of the true parameters on ``design`` and the residuals' precision."""
+    coef = np.linalg.lstsq(design, params, rcond=None)[0]
+    means = design @ coef
+    return means, np.linalg.inv(np.cov((params - means).T))
+
+
+def oracle_rows(truth: synthetic.GroundTruth, train: np.ndarray, test: np.ndarray,
+                sweeps: int = ORACLE_SWEEPS, samples: int = ORACLE_SAMPLES) -> list:
+    """Reference rows for generated data, from its ground truth (see the module docstring).
+
+    * "noise floor, test split": E[rating | true mean] scored on this test split (the
+      generator's report gives the floor over all ratings).
+    * "oracle-prior MAP": what estimation from the train split costs even to a model that
+      knows the generator: its link (rating ~ a + c x latent mean, a and c fit on the train
+      split's true means), the noise, the thresholds, and the exact prior of every user's and
+      movie's bias and factors given their side features (the true parameters' regression on
+      the side features and the covariance of the rest). Users' and movies' posterior means
+      are alternated ``sweeps`` times from the side prior (a MAP fit of the true model), then
+      scored as E[rating | estimated mean].
+    * "oracle-prior posterior mean": the same model, priors and data, but the prediction
+      averages E[rating | mean] over ``samples`` Gibbs draws of every user's and movie's
+      parameters (after ORACLE_BURN_IN draws from the MAP fit): the Bayes predictor of the
+      generator given the train split, up to sampling error.
+    """
+    ratings, mean = truth.ratings, truth.mean
+    start, cpu = time.perf_counter(), time.process_time()
+    floor = {"model": "noise floor, test split",
+             **_scores(truth.expected_rating(mean[test]), ratings[test]),
+             "train_seconds": 0.0, "train_cpu_seconds": 0.0, "examples_per_second": 0.0}
+
+    users, movies = truth.users, truth.movies
+    one_hot = lambda values, k: np.eye(k)[values]  # noqa: E731
+    user_design = np.column_stack([one_hot(users["is_male"].astype(int), 2),
+                                   one_hot(users["age_index"], len(synthetic.AGE_CODES)),
+                                   one_hot(users["occupation"], synthetic.N_OCCUPATIONS)])
+    genres = movies["genres"].astype(float)
+    genre_weights = genres / genres.sum(axis=1, keepdims=True)
+    movie_design = np.column_stack([
+        np.ones(len(genres)), genre_weights,
+        genre_weights * np.sqrt(genres.sum(axis=1, keepdims=True)),
+        (synthetic.LAST_YEAR - movies["year"]).astype(float)])
+    user_params = np.column_stack([truth.user_bias, truth.user_factors])
+    movie_params = np.column_stack([truth.movie_bias, truth.movie_factors])
+    user_prior, user_precision = _side_prior(user_design, user_params)
+    movie_prior, movie_precision = _side_prior(movie_design, movie_params)
+
+    slope, intercept = np.polyfit(mean[train], ratings[train], 1)
+    noise_var = float(np.var(ratings[train] - intercept - slope * mean[train]))
+    u, m, r = truth.user_index[train], truth.movie_index[train], ratings[train]
+    offset = r - intercept - slope * synthetic.GLOBAL_MEAN
+    estimate_u, estimate_m = user_prior, movie_prior
+    for _ in range(sweeps):
+        other = estimate_u[u]
+        estimate_m = _posterior_means(
+            m, len(movie_prior), slope * np.column_stack([np.ones(len(u)), other[:, 1:]]),
+            offset - slope * other[:, 0], noise_var, movie_prior, movie_precision)
+        other = estimate_m[m]
+        estimate_u = _posterior_means(
+            u, len(user_prior), slope * np.column_stack([np.ones(len(m)), other[:, 1:]]),
+            offset - slope * other[:, 0], noise_var, user_prior, user_precision)
+    def test_means(user_params, movie_params):
+        pu, pm = user_params[truth.user_index[test]], movie_params[truth.movie_index[test]]
+        return (synthetic.GLOBAL_MEAN + pu[:, 0] + pm[:, 0]
+                + np.einsum("ij,ij->i", pu[:, 1:], pm[:, 1:]))
+
+    seconds = time.perf_counter() - start
+    oracle = {"model": "oracle-prior MAP",
+              **_scores(truth.expected_rating(test_means(estimate_u, estimate_m)),
+                        ratings[test]),
+              "train_seconds": seconds, "train_cpu_seconds": time.process_time() - cpu,
+              "examples_per_second": len(train) * sweeps * 2 / seconds, "sweeps": sweeps}
+
+    start, cpu = time.perf_counter(), time.process_time()
+    rng = np.random.default_rng(SPLIT_SEED)
+    total = np.zeros(len(test))
+    for draw in range(ORACLE_BURN_IN + samples):
+        other = estimate_u[u]
+        estimate_m = _posterior_means(
+            m, len(movie_prior), slope * np.column_stack([np.ones(len(u)), other[:, 1:]]),
+            offset - slope * other[:, 0], noise_var, movie_prior, movie_precision, rng)
+        other = estimate_m[m]
+        estimate_u = _posterior_means(
+            u, len(user_prior), slope * np.column_stack([np.ones(len(m)), other[:, 1:]]),
+            offset - slope * other[:, 0], noise_var, user_prior, user_precision, rng)
+        if draw >= ORACLE_BURN_IN:
+            total += truth.expected_rating(test_means(estimate_u, estimate_m))
+    seconds = time.perf_counter() - start
+    bayes = {"model": "oracle-prior posterior mean",
+             **_scores(total / max(samples, 1), ratings[test]),
+             "train_seconds": seconds, "train_cpu_seconds": time.process_time() - cpu,
+             "examples_per_second": len(train) * (ORACLE_BURN_IN + samples) * 2 / seconds,
+             "samples": samples}
+    return [floor, oracle, bayes]
+
+
 # --- the benchmark ------------------------------------------------------------------------------
 
 def _scores(pred: np.ndarray, labels: np.ndarray) -> dict:
@@ -254,8 +391,9 @@ def main(argv=None) -> int:
                         choices=["synth", "ml100k"])
     parser.add_argument("--synth-dir", default=str(WORK / "synthetic-ml1m"))
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--models", nargs="+", default=["bias", "als", "kiko"],
-                        choices=["bias", "als", "kiko"])
+    parser.add_argument("--models", nargs="+", default=["oracle", "bias", "als", "kiko"],
+                        choices=["oracle", "bias", "als", "kiko"],
+                        help="oracle: the generated data's references (ignored for ML-100K)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     hparams = HParams().with_overrides(dict(kv.split("=", 1) for kv in args.override))
@@ -268,6 +406,14 @@ def main(argv=None) -> int:
         train, test = split(examples)
         info.update(n_train=len(train), n_test=len(test), rows=[], load_average_at_start=[
             round(x, 2) for x in os.getloadavg()])
+        if "oracle" in args.models and name == "synth":
+            truth = synthetic.ground_truth(synthetic.load_report(args.synth_dir).config)
+            # The ML-1M layout writes the ratings in the ground truth's order.
+            if not (np.array_equal(truth.ratings, examples.columns[fk.RATING])
+                    and np.array_equal(truth.user_index + 1, examples.columns[fk.USER_ID])):
+                raise RuntimeError(f"{args.synth_dir}: ratings are not the ground truth's")
+            info["rows"] += oracle_rows(truth, *split_rows(len(examples)))
+            del truth
         if "bias" in args.models:
             info["rows"].append(run_baseline(BiasOnly(), train, test))
         if "als" in args.models:
@@ -278,15 +424,15 @@ def main(argv=None) -> int:
         print(f"\n{info['name']}: {info['n_train']} train / {info['n_test']} test"
               + (f", noise floor RMSE {info['noise_floor_rmse']:.4f}"
                  if "noise_floor_rmse" in info else ""))
-        print(f"{'model':<22} {'RMSE':>7} {'MAE':>7} {'train s':>8} {'CPU s':>7} "
+        print(f"{'model':<28} {'RMSE':>7} {'MAE':>7} {'train s':>8} {'CPU s':>7} "
               f"{'examples/s':>11}")
         for row in info["rows"]:
-            print(f"{row['model']:<22} {row['rmse']:7.4f} {row['mae']:7.4f} "
+            print(f"{row['model']:<28} {row['rmse']:7.4f} {row['mae']:7.4f} "
                   f"{row['train_seconds']:8.1f} {row['train_cpu_seconds']:7.1f} "
                   f"{row['examples_per_second']:11.0f}")
             for member in row.get("members", []):
                 alone = row["alone"][member["name"]]
-                print(f"{'  ' + member['name'] + ' alone':<22} {alone['rmse']:7.4f} "
+                print(f"{'  ' + member['name'] + ' alone':<28} {alone['rmse']:7.4f} "
                       f"{alone['mae']:7.4f} {member['seconds']:8.1f}   val "
                       f"{member['val_rmse']:.4f}, best epoch {member['best_epoch']} of "
                       f"{member['epochs_run']}")

@@ -907,20 +907,50 @@ def _prepend(path: Path, header: str) -> Path:
     return path
 
 
-def generate(out_dir: str | os.PathLike,
-             config: GeneratorConfig = GeneratorConfig()) -> GenerationReport:
-    """Generate the files of `config.layout` and ``generator.json`` into ``out_dir``.
+@dataclass(frozen=True)
+class GroundTruth:
+    """What the generator drew and the files do not hold: the model behind the ratings.
 
-    Files are written atomically and ``generator.json`` last, so an interrupted run is never
-    mistaken for a finished one by `ensure_generated`.
+    Per-rating arrays are in the order of the generated ratings (ML-1M and ML-10M layouts write
+    them in this order; the ML-100K and CSV layouts reorder their ratings file). ``mean`` is
+    the latent mean ``GLOBAL_MEAN + b_u + b_m + <p_u, q_m>`` of each rating.
     """
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / REPORT_FILE).unlink(missing_ok=True)
-    style = config.style
-    rngs = dict(zip(_STREAMS, (np.random.default_rng(s) for s in
+
+    config: GeneratorConfig
+    users: dict  # is_male, age_index, occupation, zip: per user index
+    movies: dict  # ids, genres (bool [n_movies, len(GENRES)]), year: per movie index
+    titles: list
+    user_bias: np.ndarray  # [n_users]
+    movie_bias: np.ndarray  # [n_movies]
+    user_factors: np.ndarray  # [n_users, rank]
+    movie_factors: np.ndarray  # [n_movies, rank]
+    user_index: np.ndarray  # per rating: 0-based user index (user id - 1)
+    movie_index: np.ndarray  # per rating: index into movies["ids"]
+    timestamps: np.ndarray
+    mean: np.ndarray
+    thresholds: np.ndarray
+    ratings: np.ndarray
+
+    def expected_rating(self, mean: np.ndarray, extra_variance=0.0) -> np.ndarray:
+        """E[rating | latent mean] (the Bayes predictor); ``extra_variance`` (scalar or per
+        rating) adds uncertainty about the mean itself to the noise's."""
+        scale = np.sqrt(self.config.noise ** 2 + np.asarray(extra_variance, dtype=float))
+        levels = self.config.style.levels
+        exceed = _normal_cdf((np.asarray(mean)[:, None] - self.thresholds[None, :])
+                             / np.reshape(scale, (-1, 1) if np.ndim(scale) else ()))
+        return levels[0] + (levels[1] - levels[0]) * exceed.sum(axis=1)
+
+
+def _streams(config: GeneratorConfig) -> dict:
+    """The generator's independent random streams, by name, all from ``config.seed``."""
+    return dict(zip(_STREAMS, (np.random.default_rng(s) for s in
                                np.random.SeedSequence(config.seed).spawn(len(_STREAMS)))))
 
+
+def ground_truth(config: GeneratorConfig = GeneratorConfig()) -> GroundTruth:
+    """Draw everything `generate` writes for ``config``, without writing it (deterministic)."""
+    style = config.style
+    rngs = _streams(config)
     users = _draw_users(rngs["users"], config.n_users)
     movies = _draw_movies(rngs["movies"], config.n_movies)
     titles = _draw_titles(rngs["titles"], movies["year"])
@@ -945,17 +975,34 @@ def generate(out_dir: str | os.PathLike,
 
     mean = (GLOBAL_MEAN + user_bias[user_index] + movie_bias[movie_index]
             + np.einsum("ij,ij->i", user_factors[user_index], movie_factors[movie_index]))
-    fractions, levels = style.rating_fractions, style.levels
     thresholds = _thresholds(mean, rngs["calibration"].normal(0.0, config.noise, len(mean)),
-                             fractions)
+                             style.rating_fractions)
     latent = mean + rngs["noise"].normal(0.0, config.noise, len(mean))
-    ratings = levels[np.searchsorted(thresholds, latent, side="left")]
-    floor = _noise_floor(ratings, mean, thresholds, config.noise, levels)
-    del mean, latent
+    ratings = style.levels[np.searchsorted(thresholds, latent, side="left")]
+    return GroundTruth(config, users, movies, titles, user_bias, movie_bias, user_factors,
+                       movie_factors, user_index, movie_index, stamps, mean, thresholds, ratings)
+
+
+def generate(out_dir: str | os.PathLike,
+             config: GeneratorConfig = GeneratorConfig()) -> GenerationReport:
+    """Generate the files of `config.layout` and ``generator.json`` into ``out_dir``.
+
+    Files are written atomically and ``generator.json`` last, so an interrupted run is never
+    mistaken for a finished one by `ensure_generated`.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_FILE).unlink(missing_ok=True)
+    truth = ground_truth(config)
+    users, movies, titles = truth.users, truth.movies, truth.titles
+    user_index, movie_index, stamps = truth.user_index, truth.movie_index, truth.timestamps
+    ratings, thresholds, levels = truth.ratings, truth.thresholds, config.style.levels
+    counts_by_user = np.bincount(user_index, minlength=config.n_users)
+    floor = _noise_floor(ratings, truth.mean, thresholds, config.noise, levels)
 
     movie_ids = movies["ids"]
     genre_names = np.asarray(GENRES, dtype=object)
-    written = _write_layout(out, config.layout, rngs["layout"], ratings=dict(
+    written = _write_layout(out, config.layout, _streams(config)["layout"], ratings=dict(
         user=user_index + 1, movie=movie_ids[movie_index], rating=ratings, timestamp=stamps),
         users=dict(id=np.arange(1, config.n_users + 1),
                    gender=np.where(users["is_male"], "M", "F").tolist(),

@@ -7,7 +7,7 @@ One pass over the examples sums squared and absolute errors and yields all three
 """
 
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -33,21 +33,48 @@ class _RegressionErrors(beam.CombineFn):
         self._keys = keys
         self._eval_config = eval_config
         self._example_weighted = example_weighted
+        # One unweighted model output: read the label and prediction straight from the
+        # inputs instead of through TFMA's generic unpacking (which handles class ids, top-k,
+        # vocabularies and weights, at ~50 us per example and slice: a quarter of the
+        # Evaluator's time at ML-1M size). Anything else takes the generic path.
+        key = keys[RMSE_NAME]
+        specs = list(eval_config.model_specs) if eval_config else []
+        self._direct = (not example_weighted and not key.model_name and not key.output_name
+                        and key.sub_key is None and len(specs) <= 1)
+        self._label_key = specs[0].label_key if specs else ""
+        self._prediction_key = specs[0].prediction_key if specs else ""
 
     def create_accumulator(self) -> _Sums:
         return _Sums()
 
+    def _direct_pair(self, element):
+        """(label, prediction) arrays of equal size, or None when not that simple."""
+        label, prediction = element.get_labels(), element.get_predictions()
+        if isinstance(label, Mapping):
+            label = label.get(self._label_key)
+        if isinstance(prediction, Mapping):
+            prediction = prediction.get(self._prediction_key)
+        if (isinstance(label, np.ndarray) and isinstance(prediction, np.ndarray)
+                and label.size == prediction.size and label.size):
+            return label, prediction
+        return None
+
     def add_input(self, accumulator: _Sums, element) -> _Sums:
-        for label, prediction, weight in tfma.metrics.to_label_prediction_example_weight(
+        pair = self._direct_pair(element) if self._direct else None
+        if pair is not None:
+            triples = ((*pair, 1.0),)
+        else:
+            triples = tfma.metrics.to_label_prediction_example_weight(
                 element, eval_config=self._eval_config,
                 model_name=self._keys[RMSE_NAME].model_name,
                 output_name=self._keys[RMSE_NAME].output_name,
                 example_weighted=self._example_weighted,
-                flatten=False):
-            error = np.asarray(label, np.float64) - np.asarray(prediction, np.float64)
+                flatten=False)
+        for label, prediction, weight in triples:
+            error = (np.asarray(label, np.float64) - np.asarray(prediction, np.float64)).ravel()
             weight = float(np.asarray(weight).reshape(-1)[0])
-            accumulator.squared += weight * float(np.sum(error * error))
-            accumulator.absolute += weight * float(np.sum(np.abs(error)))
+            accumulator.squared += weight * float(error @ error)
+            accumulator.absolute += weight * float(np.abs(error).sum())
             accumulator.weight += weight * error.size
         return accumulator
 

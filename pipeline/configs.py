@@ -131,19 +131,31 @@ def env_beam_args() -> List[str]:
 
 # Beam's DaskRunner with kiko's fixes (pipeline/dask_runner.py), by the path Beam imports.
 DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
+# TFX packages itself for remote Beam workers in every Beam component unless the Beam
+# arguments already name the workers' dependencies (tfx.utils.dependency_utils.
+# make_beam_dependency_flags): a copy of the installed TFX (49 MB) in a temporary folder that
+# is never removed, and a `setup.py sdist` of it (~1.5 s), per Beam component and run. The
+# runners kiko sets up stage nothing: the DirectRunner's workers are subprocesses of this
+# interpreter and kiko's DaskRunner runs on workers installed with kiko's stack. So kiko names
+# the workers' environment for them with this flag, which neither runner reads. A runner named
+# with --beam-arg/$KIKO_BEAM_ARGS (Flink, Spark, Dataflow) gets TFX's package as before.
+LOCAL_ENVIRONMENT_ARG = "--sdk_container_image=kiko-installed-environment"
 
 
 def beam_pipeline_args(workers: int = 0, extra: Sequence[str] = (),
                        dask_scheduler: str = "") -> List[str]:
     """Arguments of the Beam components: `extra` (later ones win), after kiko's DaskRunner on
     `dask_scheduler` when given; without a runner named, the DirectRunner in multi-processing
-    mode with `workers` processes (0: one per CPU core)."""
+    mode with `workers` processes (0: one per CPU core). Both of kiko's runners get
+    LOCAL_ENVIRONMENT_ARG; a runner named in `extra` gets `extra` alone."""
     args = list(extra)
     named = [a for a in args if a == "--runner" or a.startswith("--runner=")]
     if dask_scheduler:
         if named:
             raise ValueError(f"a Dask scheduler and another runner ({named[-1]}) were both given")
-        return [f"--runner={DASK_RUNNER}", f"--dask_client_address={dask_scheduler}"] + args
+        return [f"--runner={DASK_RUNNER}", f"--dask_client_address={dask_scheduler}",
+                LOCAL_ENVIRONMENT_ARG] + args
     if named:
         return args
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"] + args
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}",
+            LOCAL_ENVIRONMENT_ARG] + args

@@ -6,7 +6,8 @@ from kiko_model import features as fk
 from pipeline import configs, local_runner
 
 BEAM_NODES = {fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.EVALUATOR_ID}
-DIRECT_DEFAULTS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+DIRECT_DEFAULTS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0",
+                   configs.LOCAL_ENVIRONMENT_ARG]
 
 
 def _beam_args(argv, monkeypatch, env=""):
@@ -16,7 +17,7 @@ def _beam_args(argv, monkeypatch, env=""):
 
 def test_default_is_the_multiprocessing_direct_runner(monkeypatch):
     assert _beam_args([], monkeypatch) == DIRECT_DEFAULTS
-    assert _beam_args(["--workers", "3"], monkeypatch)[-1] == "--direct_num_workers=3"
+    assert _beam_args(["--workers", "3"], monkeypatch)[1] == "--direct_num_workers=3"
 
 
 def test_named_runner_replaces_the_direct_runner_defaults(monkeypatch):
@@ -36,10 +37,29 @@ def test_dask_scheduler_selects_kikos_dask_runner(monkeypatch):
     args = _beam_args(["--dask-scheduler", "tcp://127.0.0.1:8786",
                        "--beam-arg=--dask_npartitions=4"], monkeypatch)
     assert args == [f"--runner={configs.DASK_RUNNER}",
-                    "--dask_client_address=tcp://127.0.0.1:8786", "--dask_npartitions=4"]
+                    "--dask_client_address=tcp://127.0.0.1:8786", configs.LOCAL_ENVIRONMENT_ARG,
+                    "--dask_npartitions=4"]
     # Beam imports the runner by this path.
     module, _, name = configs.DASK_RUNNER.rpartition(".")
     assert hasattr(__import__(module, fromlist=[name]), name)
+
+
+def test_tfx_packages_itself_only_for_runners_kiko_did_not_set_up(monkeypatch):
+    """TFX's Beam executors add a source package of TFX to the Beam arguments unless they
+    name the workers' dependencies; kiko's own runners do, a named runner does not."""
+    from tfx.utils import dependency_utils
+
+    built = []
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package",
+                        lambda: built.append(1) or "/tmp/tfx_ephemeral.tar.gz")
+    for args in (configs.beam_pipeline_args(),
+                 configs.beam_pipeline_args(dask_scheduler="tcp://h:8786")):
+        assert dependency_utils.make_beam_dependency_flags(args) == args
+    assert not built
+    flink = configs.beam_pipeline_args(extra=["--runner=FlinkRunner"])
+    assert dependency_utils.make_beam_dependency_flags(flink) == (
+        flink + ["--extra_package=/tmp/tfx_ephemeral.tar.gz"])
+    assert built == [1]
 
 
 def test_dask_scheduler_and_another_runner_is_an_error(monkeypatch, capsys):

@@ -1,5 +1,6 @@
 """The Evaluator's configuration: what is measured, sliced and gated."""
 
+import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
 
@@ -59,3 +60,41 @@ def test_regression_sums_merge_counts_each_accumulator_once():
     assert output[keys[eval_metrics.MSE_NAME]] == pytest.approx(14 / 6)
     assert output[keys[eval_metrics.RMSE_NAME]] == pytest.approx((14 / 6) ** 0.5)
     assert output[keys[eval_metrics.MAE_NAME]] == pytest.approx(1.0)
+
+
+def test_regression_errors_read_plain_inputs_as_tfma_does():
+    """The combiner's direct reading of labels and predictions agrees with TFMA's generic
+    unpacking, for array and keyed predictions; other inputs take the generic path."""
+    from kiko_model import eval_metrics
+
+    config = eval_config.make_eval_config(1.0, 0.01)
+    keys = {name: tfma.metrics.MetricKey(name=name) for name in (
+        eval_metrics.MSE_NAME, eval_metrics.MAE_NAME, eval_metrics.RMSE_NAME)}
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 6, 50).astype(np.float32)
+    predictions = rng.uniform(1, 5, 50).astype(np.float32)
+    inputs = []
+    for i, (label, prediction) in enumerate(zip(labels, predictions)):
+        value = np.array([prediction])
+        inputs.append(tfma.metrics.StandardMetricInputs(
+            labels=np.array([label]),
+            predictions={fk.PREDICTION_KEY: value} if i % 2 else value,
+            example_weights=np.array([1.0])))
+
+    def outputs(direct: bool):
+        combiner = eval_metrics._RegressionErrors(keys, config, example_weighted=False)
+        assert combiner._direct  # one model, one output, unweighted
+        combiner._direct = direct
+        accumulator = combiner.create_accumulator()
+        for element in inputs:
+            accumulator = combiner.add_input(accumulator, element)
+        return combiner.extract_output(accumulator)
+
+    direct, generic = outputs(True), outputs(False)
+    error = labels.astype(np.float64) - predictions
+    assert direct[keys[eval_metrics.RMSE_NAME]] == pytest.approx(np.sqrt(np.mean(error ** 2)))
+    assert direct[keys[eval_metrics.MAE_NAME]] == pytest.approx(np.mean(np.abs(error)))
+    for key in keys.values():
+        assert direct[key] == pytest.approx(generic[key], rel=1e-12)
+    weighted = eval_metrics._RegressionErrors(keys, config, example_weighted=True)
+    assert not weighted._direct

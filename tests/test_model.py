@@ -177,6 +177,27 @@ def test_autorec_dense_and_sparse_steps_compute_the_same_loss_and_gradients():
         np.testing.assert_allclose(grad, dense_grad, rtol=1e-4, atol=1e-6)
 
 
+def test_autorec_batches_cover_every_row_once_per_epoch_in_seeded_order():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(1, 60, 4000)
+    rows[rows == 7] = 8  # row 7 has no ratings: never in a batch
+    matrix = km._RatingRows(rows, rng.integers(1, 30, 4000),
+                            rng.uniform(1, 5, 4000).astype(np.float32), 60, 30)
+    dataset, steps = matrix.batches(max_rows=8, max_ratings=10**6, seed=3, epochs=3)
+    batches = [batch["rows"].numpy() for batch in dataset]
+    assert steps == 8 and len(batches) == 3 * steps  # ceil(58 rows with ratings / 8)
+    epochs = [np.concatenate(batches[e * steps:(e + 1) * steps]) for e in range(3)]
+    with_ratings = np.flatnonzero(matrix.counts)
+    for order in epochs:
+        assert np.array_equal(np.sort(order), with_ratings)
+    assert max(map(len, batches)) - min(map(len, batches)) <= 1
+    assert not np.array_equal(epochs[0], epochs[1])  # a fresh permutation every epoch
+    again = [batch["rows"].numpy() for batch in matrix.batches(8, 10**6, 3, 3)[0]]
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    # The ratings bound also sets the number of steps.
+    assert matrix.batches(max_rows=1000, max_ratings=500, seed=3, epochs=1)[1] == 8
+
+
 def test_lazy_adam_updates_only_the_rows_of_the_batch():
     table = tf.Variable(np.ones((4, 2), np.float32))
     optimizer = km.LazyAdam(0.1)

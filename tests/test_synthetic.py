@@ -180,6 +180,23 @@ def test_noise_floor_is_sane_and_an_oracle_matters(medium):
     assert len(report.thresholds) == 4 and list(report.thresholds) == sorted(report.thresholds)
 
 
+def test_ground_truth_is_what_generate_wrote(medium):
+    report, ratings = medium
+    truth = synthetic.ground_truth(MEDIUM)
+    assert np.array_equal(truth.user_index + 1, ratings[:, 0])
+    assert np.array_equal(truth.movies["ids"][truth.movie_index], ratings[:, 1])
+    assert np.array_equal(truth.ratings, ratings[:, 2])
+    assert np.array_equal(truth.timestamps, ratings[:, 3])
+    assert tuple(truth.thresholds) == report.thresholds
+    expected = truth.expected_rating(truth.mean)
+    assert np.sqrt(np.mean((expected - ratings[:, 2]) ** 2)) == pytest.approx(
+        report.noise_floor_rmse)
+    # Uncertainty about the mean pulls E[rating] towards the middle of the scale.
+    blurred = truth.expected_rating(truth.mean, extra_variance=1.0)
+    assert np.std(blurred) < np.std(expected)
+    assert np.allclose(truth.expected_rating(truth.mean, np.zeros(len(expected))), expected)
+
+
 def _permutation_rank(statistic, labels, n_permutations=30):
     """How many of n label permutations reach the real statistic (0 = all below it)."""
     rng = np.random.default_rng(0)
