@@ -26,6 +26,7 @@ from kiko_data.movielens import Movie, Rating, User
 from kiko_data.movielens.reading import read_ratings, read_side_records
 from kiko_data.movielens.source import resolve_source
 from kiko_model import features as fk
+from pipeline import configs
 from tests.conftest import run_example_gen
 
 LAYOUT_FOLDERS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m", "ml-10m": "ml-10M100K",
@@ -247,7 +248,7 @@ def test_multi_processing_runner_gives_the_same_examples(small_movielens, small_
     base, pattern = locate_input(resolve_source(small_movielens.out_dir))
     examples = run_example_gen(
         base, tmp_path, input_config=make_input_config({"single_split": pattern}),
-        beam_pipeline_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+        beam_pipeline_args=configs.beam_pipeline_args(workers=2))  # what the runners pass
     for split in ("train", "eval"):
         assert sorted(read_split(examples, split)) == sorted(read_split(small_examples, split))
     assert quality(examples)["extremes"] == quality(small_examples)["extremes"]
