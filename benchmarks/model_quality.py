@@ -296,21 +296,26 @@ def oracle_rows(truth: synthetic.GroundTruth, train: np.ndarray, test: np.ndarra
     noise_var = float(np.var(ratings[train] - intercept - slope * mean[train]))
     u, m, r = truth.user_index[train], truth.movie_index[train], ratings[train]
     offset = r - intercept - slope * synthetic.GLOBAL_MEAN
-    estimate_u, estimate_m = user_prior, movie_prior
-    for _ in range(sweeps):
+    def sweep(estimate_u, rng=None):
+        """Movies given users, then users given movies: posterior means, or draws with rng."""
         other = estimate_u[u]
         estimate_m = _posterior_means(
             m, len(movie_prior), slope * np.column_stack([np.ones(len(u)), other[:, 1:]]),
-            offset - slope * other[:, 0], noise_var, movie_prior, movie_precision)
+            offset - slope * other[:, 0], noise_var, movie_prior, movie_precision, rng)
         other = estimate_m[m]
         estimate_u = _posterior_means(
             u, len(user_prior), slope * np.column_stack([np.ones(len(m)), other[:, 1:]]),
-            offset - slope * other[:, 0], noise_var, user_prior, user_precision)
+            offset - slope * other[:, 0], noise_var, user_prior, user_precision, rng)
+        return estimate_u, estimate_m
+
     def test_means(user_params, movie_params):
         pu, pm = user_params[truth.user_index[test]], movie_params[truth.movie_index[test]]
         return (synthetic.GLOBAL_MEAN + pu[:, 0] + pm[:, 0]
                 + np.einsum("ij,ij->i", pu[:, 1:], pm[:, 1:]))
 
+    estimate_u = user_prior
+    for _ in range(sweeps):
+        estimate_u, estimate_m = sweep(estimate_u)
     seconds = time.perf_counter() - start
     oracle = {"model": "oracle-prior MAP",
               **_scores(truth.expected_rating(test_means(estimate_u, estimate_m)),
@@ -322,14 +327,7 @@ def oracle_rows(truth: synthetic.GroundTruth, train: np.ndarray, test: np.ndarra
     rng = np.random.default_rng(SPLIT_SEED)
     total = np.zeros(len(test))
     for draw in range(ORACLE_BURN_IN + samples):
-        other = estimate_u[u]
-        estimate_m = _posterior_means(
-            m, len(movie_prior), slope * np.column_stack([np.ones(len(u)), other[:, 1:]]),
-            offset - slope * other[:, 0], noise_var, movie_prior, movie_precision, rng)
-        other = estimate_m[m]
-        estimate_u = _posterior_means(
-            u, len(user_prior), slope * np.column_stack([np.ones(len(m)), other[:, 1:]]),
-            offset - slope * other[:, 0], noise_var, user_prior, user_precision, rng)
+        estimate_u, estimate_m = sweep(estimate_u, rng)
         if draw >= ORACLE_BURN_IN:
             total += truth.expected_rating(test_means(estimate_u, estimate_m))
     seconds = time.perf_counter() - start

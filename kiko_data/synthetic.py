@@ -733,6 +733,12 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
     return ndtr(x)
 
 
+def _exceedances(mean: np.ndarray, thresholds: np.ndarray, scale) -> np.ndarray:
+    """[N, K-1]: P(latent > t_k) for latent ~ N(mean, scale^2); scale a scalar or per rating."""
+    return _normal_cdf((mean[:, None] - thresholds[None, :])
+                       / np.reshape(scale, (-1, 1) if np.ndim(scale) else ()))
+
+
 def _thresholds(mean: np.ndarray, noise: np.ndarray, fractions: Sequence[float]) -> np.ndarray:
     """The cut points: quantiles of mean + independent noise at the cumulative rating mix."""
     cumulative = np.cumsum(fractions)[:-1]
@@ -743,7 +749,7 @@ def _noise_floor(ratings: np.ndarray, mean: np.ndarray, thresholds: np.ndarray,
                  noise: float, levels: np.ndarray) -> dict:
     """Error of the Bayes predictor E[r | mean] = r_1 + step * sum_k Phi((mean - t_k) / noise)."""
     low, step = float(levels[0]), float(levels[1] - levels[0])
-    exceed = _normal_cdf((mean[:, None] - thresholds[None, :]) / noise)  # P(N >= k), k = 1..K-1
+    exceed = _exceedances(mean, thresholds, noise)  # P(N >= k), k = 1..K-1
     expected_n = exceed.sum(axis=1)
     # r = low + step * N; E[N^2] = sum_k (2k - 1) P(N >= k).
     second_n = exceed @ (2.0 * np.arange(1, len(thresholds) + 1) - 1.0)
@@ -936,8 +942,7 @@ class GroundTruth:
         rating) adds uncertainty about the mean itself to the noise's."""
         scale = np.sqrt(self.config.noise ** 2 + np.asarray(extra_variance, dtype=float))
         levels = self.config.style.levels
-        exceed = _normal_cdf((np.asarray(mean)[:, None] - self.thresholds[None, :])
-                             / np.reshape(scale, (-1, 1) if np.ndim(scale) else ()))
+        exceed = _exceedances(np.asarray(mean), self.thresholds, scale)
         return levels[0] + (levels[1] - levels[0]) * exceed.sum(axis=1)
 
 
