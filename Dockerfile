@@ -20,4 +20,4 @@ RUN pip install "pip>=23" && pip install -c constraints.txt -e '.[kfp]'
 # kiko itself (see .dockerignore); editable, so its modules and data files stay in /opt/kiko.
 COPY . .
 RUN pip install --no-deps -c constraints.txt -e '.[kfp]' \
-    && python -c "import os, pipeline.configs as c; assert os.path.isfile(c.IMAGE_SCHEMA_PATH)"
+    && python -c "import os, kiko.pipeline.configs as c; assert os.path.isfile(c.image_schema_path(True, True))"

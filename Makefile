@@ -26,7 +26,7 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# On-demand measurements, minutes each; results and protocols in benchmarks/results/.
+# On-demand measurements, minutes each: protocols and dated results in benchmarks/README.md.
 # One of them: make bench BENCH=data_pipeline ARGS="--repeats 1"
 BENCH ?= data_pipeline full_pipeline model_quality
 bench: venv

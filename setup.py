@@ -4,15 +4,29 @@ The exact versions of the whole stack are pinned in constraints.txt; install wit
 `pip install -c constraints.txt -e .[test]` (the Makefile does this).
 """
 
+import os
+
 from setuptools import find_packages, setup
+
+# One installed name, `kiko`: the repository's folders are its subpackages (`pipeline/` is
+# `kiko.pipeline`, ...), so no generic top-level `pipeline` or `components` lands in
+# site-packages, and importing any kiko module first runs kiko/__init__.py (Keras 2).
+_FOLDERS = {"kiko": "kiko", "kiko.pipeline": "pipeline", "kiko.components": "components",
+            "kiko.model": "kiko_model", "kiko.data": "kiko_data"}
+# Only the folders present: the Docker image installs the pinned dependencies from setup.py
+# alone, before the code is copied in.
+_PRESENT = {name: folder for name, folder in _FOLDERS.items() if os.path.isdir(folder)}
+_PACKAGES = [f"{name}.{sub}" if sub else name for name, folder in _PRESENT.items()
+             for sub in [""] + find_packages(folder)]
 
 setup(
     name="kiko",
     version="0.1.0",
     description="MovieLens rating prediction on TensorFlow Extended with a TFRS model.",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["kiko_model*", "kiko_data*", "components*", "pipeline*"]),
-    package_data={"pipeline": ["schema/*.pbtxt"]},
+    packages=_PACKAGES,
+    package_dir=_PRESENT,
+    package_data={"kiko.pipeline": ["schema/*.pbtxt"]} if "kiko.pipeline" in _PRESENT else {},
     install_requires=[
         "tfx==1.16.0",
         "tensorflow>=2.16,<2.17",
@@ -34,5 +48,5 @@ setup(
         # Beam on a dask.distributed cluster (pipeline/dask_runner.py): Beam's own extra.
         "dask": ["apache-beam[dask]"],
     },
-    entry_points={"console_scripts": ["kiko=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["kiko=kiko.cli:main"]},
 )

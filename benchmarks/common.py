@@ -1,6 +1,5 @@
 """Helpers shared by the benchmark scripts (run on demand, never by the test suite)."""
 
-import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
 
 import json
 import os

@@ -5,7 +5,7 @@ benchmarks/_work. The whole pipeline runs under LocalDagRunner with caching off 
 training (the Trainer is no Beam component; 2 epochs, 1 AutoRec epoch): with the DirectRunner in
 multi-processing mode (one worker per core), and with --dask-scheduler on a dask.distributed
 LocalCluster on the same machine (a scheduler and two single-threaded worker processes,
-kiko_model preloaded), alternating, `--repeats` times each. Component wall times come from ML
+kiko preloaded), alternating, `--repeats` times each. Component wall times come from ML
 Metadata (execution create -> last update). Medians are reported. The machine has 2 shared
 cores: the numbers show what the cluster costs in overhead here, not what many machines gain.
 
@@ -19,15 +19,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (first: imports kiko_model)
+import common  # noqa: E402  (this script's folder)
 
-from tfx import v1 as tfx  # noqa: E402
+from kiko.data import synthetic  # noqa: E402
+from kiko.pipeline import nodes  # noqa: E402
+from kiko.pipeline import configs, local_runner  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402  (after kiko: it selects Keras 2)
 
-from kiko_data import synthetic  # noqa: E402
-from kiko_model import features as fk  # noqa: E402
-from pipeline import configs, local_runner  # noqa: E402
-
-BEAM_NODES = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.EVALUATOR_ID)
+BEAM_NODES = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.EVALUATOR_ID)
 HPARAMS = ("epochs=2", "autorec_epochs=1")
 
 
@@ -56,7 +55,7 @@ def main() -> None:
     home = os.path.join(common.WORK_DIR, "dask_runner_home")
     runs = {"direct": [], "dask": []}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", preload=["kiko_model"]) as cluster:
+                      dashboard_address=":0", preload=["kiko"]) as cluster:
         for repeat in range(args.repeats):
             for kind, extra in (("direct", ()),
                                 ("dask", ("--dask-scheduler", cluster.scheduler_address))):

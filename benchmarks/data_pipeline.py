@@ -17,17 +17,16 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (first: imports kiko_model)
+import common  # noqa: E402  (this script's folder)
 
-from tfx import v1 as tfx  # noqa: E402
-
-from components.movielens_example_gen.component import (  # noqa: E402
+from kiko.components.movielens_example_gen.component import (  # noqa: E402
     locate_input, make_input_config)
-from kiko_model import features as fk  # noqa: E402
-from kiko_data import synthetic  # noqa: E402
-from kiko_data.movielens.source import resolve_source  # noqa: E402
-from pipeline import configs  # noqa: E402
-from pipeline.kiko_pipeline import create_pipeline  # noqa: E402
+from kiko.pipeline import nodes  # noqa: E402
+from kiko.data import synthetic  # noqa: E402
+from kiko.data.movielens.source import resolve_source  # noqa: E402
+from kiko.pipeline import configs  # noqa: E402
+from kiko.pipeline.kiko_pipeline import create_pipeline  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402  (after kiko: it selects Keras 2)
 
 
 def main() -> None:
@@ -62,9 +61,9 @@ def main() -> None:
     summary = common.summarize(runs)
     result = {"benchmark": "data_pipeline", "protocol": __doc__, "machine": started,
               "n_ratings": data.n_ratings, "runs": runs, "summary": summary,
-              "targets_s": {fk.EXAMPLE_GEN_ID: 45, fk.STATISTICS_GEN_ID: 15}}
+              "targets_s": {nodes.EXAMPLE_GEN_ID: 45, nodes.STATISTICS_GEN_ID: 15}}
     path = common.write_results("data_pipeline", result)
-    for key in (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, "whole_run"):
+    for key in (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, "whole_run"):
         print(f"{key}: median {summary[key]['median']} s "
               f"(min {summary[key]['min']}, max {summary[key]['max']})")
     print(f"written to {path}")

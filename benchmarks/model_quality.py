@@ -11,7 +11,7 @@ Protocol (fixed, so runs are comparable):
 * Split: ``perm = np.random.default_rng(42).permutation(n)``; the first ``n // 10`` indices of
   ``perm`` are the test split, the rest the train split (a random 90/10 split, seed 42).
 * Every model sees only the train split. The kiko model carves its validation part from it
-  with `model.split_validation(train, hparams.validation_fraction, hparams.seed)` (early
+  with `data.split_validation(train, hparams.validation_fraction, hparams.seed)` (early
   stopping, blend weights); the baselines' regularisation was chosen on that same validation
   part once and is fixed below. The test split is scored once per model.
 * Models: bias-only (mu + b_u + b_m by alternating regularised least squares, Surprise's
@@ -32,7 +32,6 @@ Protocol (fixed, so runs are comparable):
 
 from __future__ import annotations
 
-import kiko_model  # noqa: F401  (selects Keras 2; must precede TensorFlow)
 
 import argparse
 import io
@@ -48,12 +47,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiko_data import synthetic
-from kiko_data.movielens.reading import read_ratings, read_side_records
-from kiko_data.movielens.source import resolve_source
-from kiko_model import data
-from kiko_model import features as fk
-from kiko_model.hparams import HParams
+from kiko.data import synthetic
+from kiko.data.movielens.reading import read_ratings, read_side_records
+from kiko.data.movielens.source import resolve_source
+from kiko.model import data
+from kiko.model import features as fk
+from kiko.model.hparams import HParams
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -358,12 +357,13 @@ def run_baseline(model, train: data.Examples, test: data.Examples) -> dict:
 
 
 def run_kiko(hparams: HParams, train: data.Examples, test: data.Examples) -> dict:
-    from kiko_model import model as kiko
-    fit, val = kiko.split_validation(train, hparams.validation_fraction, hparams.seed)
+    from kiko.model.serving import predict
+    from kiko.model.training import train_model
+    fit, val = data.split_validation(train, hparams.validation_fraction, hparams.seed)
     cpu = time.process_time()
-    result = kiko.train_model(fit, val, hparams)
+    result = train_model(fit, val, hparams)
     row = {"model": "kiko default" if hparams == HParams() else "kiko (overridden)",
-           **_scores(kiko.predict(result.model, test.columns), test.columns[fk.RATING]),
+           **_scores(predict(result.model, test.columns), test.columns[fk.RATING]),
            "train_seconds": result.train_seconds,
            "train_cpu_seconds": time.process_time() - cpu,
            "examples_per_second": result.mf_examples_per_second,
@@ -374,7 +374,7 @@ def run_kiko(hparams: HParams, train: data.Examples, test: data.Examples) -> dic
     vocab, columns = result.vocabularies, test.columns
     users, movies = vocab.user_index(columns[fk.USER_ID]), vocab.movie_index(columns[fk.MOVIE_ID])
     known = (users > 0) & (movies > 0)
-    blended = kiko.predict(result.model, columns)
+    blended = predict(result.model, columns)
     row["alone"] = {}
     for member in result.model.members:
         alone = member.clip(member.predict_pairs(users, movies)).numpy()

@@ -28,10 +28,10 @@ import time
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (first: imports kiko_model)
+import common  # noqa: E402  (this script's folder)
 
-from kiko_data import synthetic  # noqa: E402
-from pipeline import configs  # noqa: E402
+from kiko.data import synthetic  # noqa: E402
+from kiko.pipeline import configs  # noqa: E402
 
 REPO = os.path.dirname(common.HERE)
 ML25M = synthetic.GeneratorConfig.release("ml-25m")

@@ -1,2 +1,1 @@
-"""Custom TFX components of kiko."""
-import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
+"""Custom TFX components of kiko (installed as `kiko.components`)."""

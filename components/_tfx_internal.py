@@ -1,7 +1,5 @@
 """The one place that imports TFX internals (not part of `tfx.v1`): for kiko's components, and
-for the run guard (pipeline/run_guard.py: its own run id, marking a killed run's executions)."""
-
-import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
+for the local runner's crash recovery (its own run id, marking a killed run's executions)."""
 
 from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
@@ -13,6 +11,7 @@ from tfx.components.example_validator.executor import DEFAULT_FILE_NAME as ANOMA
 from tfx.components.util import examples_utils
 from tfx.dsl.compiler.constants import PIPELINE_RUN_ID_PARAMETER_NAME
 from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
+from tfx.orchestration import data_types
 from tfx.orchestration.metadata import Metadata
 from tfx.orchestration.portable.execution_publish_utils import publish_failed_execution
 from tfx.orchestration.portable.runtime_parameter_utils import substitute_runtime_parameter
@@ -28,6 +27,7 @@ __all__ = [
     "FileBasedExampleGen",
     "Metadata",
     "PIPELINE_RUN_ID_PARAMETER_NAME",
+    "data_types",
     "examples_utils",
     "generate_output_split_names",
     "publish_failed_execution",

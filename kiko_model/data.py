@@ -1,7 +1,7 @@
 """Examples in memory: ExampleGen's TFRecords read once into compact NumPy columns.
 
-The Trainer parses every example once with tf.data and `tf.io.parse_example` (~1M examples/s
-here) instead of TFX's dataset factory, which re-parses every epoch. Types come from the schema
+The Trainer parses every example once with tf.data and `tf.io.parse_example` instead of TFX's
+dataset factory, which re-parses every epoch. Types come from the schema
 (`schema_as_feature_spec`), never from code. What is kept in memory is what scales:
 
 * one row per rating: user id, movie id (int64), rating (float32) and timestamp (int64);
@@ -28,7 +28,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx.utils import io_utils
 
-from kiko_model import features as fk
+from kiko.model import features as fk
 
 Columns = Dict[str, np.ndarray]
 

@@ -2,9 +2,9 @@
 
 import tensorflow_model_analysis as tfma
 
-from kiko_model import eval_metrics
-from kiko_model import features as fk
-from kiko_model import slicing
+from kiko.model import eval_metrics
+from kiko.model import features as fk
+from kiko.model import slicing
 
 
 

@@ -1,8 +1,8 @@
 """Regression metrics for TFMA: RMSE, MSE and MAE from one correctly merged combiner.
 
 TFMA 0.46's native MeanSquaredError/MeanAbsoluteError merge accumulators wrongly (the first
-accumulator is counted twice: ~0.1 % off the true RMSE here with two workers), TFMA has no
-native RMSE, and its Keras RMSE runs a TF metric per slice (the slowest part of the Evaluator).
+accumulator is counted twice; benchmarks/README.md has how far off that puts the RMSE), TFMA has
+no native RMSE, and its Keras RMSE runs a TF metric per slice (the slowest part of the Evaluator).
 One pass over the examples sums squared and absolute errors and yields all three.
 """
 
@@ -13,9 +13,9 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 
-MSE_NAME = "mean_squared_error"
-MAE_NAME = "mean_absolute_error"
-RMSE_NAME = "root_mean_squared_error"
+from kiko.model import features as fk
+
+MSE_NAME, MAE_NAME, RMSE_NAME = fk.MSE_NAME, fk.MAE_NAME, fk.RMSE_NAME
 
 
 class _Sums:
@@ -35,8 +35,8 @@ class _RegressionErrors(beam.CombineFn):
         self._example_weighted = example_weighted
         # One unweighted model output: read the label and prediction straight from the
         # inputs instead of through TFMA's generic unpacking (which handles class ids, top-k,
-        # vocabularies and weights, at ~50 us per example and slice: a quarter of the
-        # Evaluator's time at ML-1M size). Anything else takes the generic path.
+        # vocabularies and weights, per example and slice: a large share of the Evaluator's
+        # time). Anything else takes the generic path.
         key = keys[RMSE_NAME]
         specs = list(eval_config.model_specs) if eval_config else []
         self._direct = (not example_weighted and not key.model_name and not key.output_name

@@ -1,4 +1,6 @@
-"""The one source for names: feature keys, the label, split names and component ids."""
+"""The one source for names: feature keys, the label, split names, serving signatures.
+
+The pipeline's node ids live with the pipeline (kiko.pipeline.nodes)."""
 
 # Raw features written by MovieLensExampleGen (one tf.Example per rating).
 USER_ID = "user_id"
@@ -54,13 +56,10 @@ ZIP_PREFIX_LENGTH = 3
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 
-# Pipeline node ids (every node gets an explicit .with_id()).
-EXAMPLE_GEN_ID = "MovieLensExampleGen"
-STATISTICS_GEN_ID = "StatisticsGen"
-SCHEMA_GEN_ID = "ImportSchemaGen"
-EXAMPLE_VALIDATOR_ID = "ExampleValidator"
-ANOMALIES_GATE_ID = "AnomaliesGate"
-TRAINER_ID = "Trainer"
-MODEL_RESOLVER_ID = "BaselineModelResolver"
-EVALUATOR_ID = "Evaluator"
-PUSHER_ID = "Pusher"
+# The Trainer's account of a training run, written beside its TensorBoard logs (model_run).
+METRICS_FILE = "metrics.json"
+
+# Evaluation metric names (TFMA keys of kiko's RatingRegressionErrors metric).
+MSE_NAME = "mean_squared_error"
+MAE_NAME = "mean_absolute_error"
+RMSE_NAME = "root_mean_squared_error"

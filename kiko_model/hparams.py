@@ -39,10 +39,10 @@ class HParams:
     # The blend: AutoRecs trained after the MF, blended on the validation part.
     blend: bool = True
     # Most training ratings (the fit part) for which the AutoRecs are trained; above it the
-    # model is the MF alone (0: no limit). An AutoRec epoch costs ~5 us per rating on 2 cores
-    # and early stopping needs more epochs as users and movies grow (measured on generated
-    # data: 75 s at 1M ratings, 35 min at 5M for a 0.001 validation-RMSE gain over the MF), so
-    # past this size the Trainer's cost would grow much faster than the data.
+    # model is the MF alone (0: no limit). AutoRec epochs cost far more per rating than the
+    # MF's and early stopping needs more epochs as users and movies grow (benchmarks/README.md
+    # has the measurements and the small gain over the MF), so past this size the Trainer's
+    # cost would grow much faster than the data.
     autorec_max_ratings: int = 2_000_000
     # Both AutoRecs: hidden units, most epochs, rows (movies, or users for U-AutoRec) and most
     # ratings per step.

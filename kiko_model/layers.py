@@ -1,4 +1,4 @@
-"""Small Keras layers of the rating model: id lookup, side features, factorisation, AutoRec.
+"""Small Keras layers of the rating model: side features, factorisation, AutoRec, rated movies.
 
 Every layer works on dense indices where 0 is the out-of-vocabulary (OOV) bucket. OOV rows are
 masked to zero, so an unknown user or movie contributes nothing but the biases that are known.
@@ -29,21 +29,6 @@ def _masked_gather(table: tf.Variable, index: tf.Tensor) -> tf.Tensor:
 def _constant(values: np.ndarray, name: str) -> tf.Variable:
     """A non-trainable variable: saved in the checkpoint, not in the graph."""
     return tf.Variable(values, trainable=False, name=name)
-
-
-class IdIndex(tf.keras.layers.Layer):
-    """Raw int64 ids -> dense indices 1..n in vocabulary order; unknown ids -> 0 (OOV)."""
-
-    def __init__(self, vocabulary, **kwargs):
-        super().__init__(trainable=False, **kwargs)
-        keys = tf.constant(np.asarray(vocabulary, dtype=np.int64))
-        values = tf.range(1, len(vocabulary) + 1, dtype=tf.int64)
-        self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=0)
-        self.vocabulary_size = len(vocabulary)
-
-    def call(self, ids: tf.Tensor) -> tf.Tensor:
-        return self.table.lookup(tf.cast(ids, tf.int64))
 
 
 class SideFeatures(tf.keras.layers.Layer):

@@ -10,7 +10,7 @@ from typing import Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from kiko_model import features as fk
+from kiko.model import features as fk
 
 USER_ACTIVITY = "user_activity"  # bucket of the user's number of training ratings
 MOVIE_POPULARITY = "movie_popularity"  # bucket of the movie's number of training ratings

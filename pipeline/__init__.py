@@ -1,2 +1,1 @@
-"""Wiring of the kiko TFX pipeline and its runners."""
-import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
+"""The kiko TFX pipeline, its configuration and runners (installed as `kiko.pipeline`)."""

@@ -1,6 +1,6 @@
 """Beam's DaskRunner with the fixes kiko's Beam components need.
 
-    --runner=pipeline.dask_runner.DaskRunner --dask_client_address=HOST:8786
+    --runner=kiko.pipeline.dask_runner.DaskRunner --dask_client_address=HOST:8786
 
 Beam's DaskRunner (apache_beam.runners.dask) translates a pipeline into dask.bag operations.
 On kiko's pipeline it loses data without an error. This subclass keeps Beam's options

@@ -1,5 +1,6 @@
 """Wiring of the kiko pipeline: every path, threshold and option comes in as an argument."""
 
+import dataclasses
 import hashlib
 import os
 from typing import Any, Dict, List, Optional
@@ -8,20 +9,20 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
-import kiko_data
-import kiko_model
-from components import movielens_example_gen
-from components.anomalies_gate.component import AnomaliesGate
-from components.baseline_resolver.strategy import (
+from kiko import data as kiko_data
+from kiko import model as kiko_model
+from kiko.components import movielens_example_gen
+from kiko.components.anomalies_gate.component import AnomaliesGate
+from kiko.components.baseline_resolver.strategy import (
     CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
-from components.movielens_example_gen.component import MovieLensExampleGen
-from components.movielens_example_gen.options import (
-    DEFAULT_MAX_REJECTED_FRACTION, MALFORMED_FAIL)
-from kiko_model import eval_config
-from kiko_model import features as fk
-from kiko_model.hparams import TRAINER_HPARAMS_KEY
+from kiko.components.movielens_example_gen.component import MovieLensExampleGen
+from kiko.components.movielens_example_gen.options import Options
+from kiko.model import eval_config
+from kiko.model import features as fk
+from kiko.pipeline import nodes
+from kiko.model.hparams import TRAINER_HPARAMS_KEY
 
-RUN_FN = "kiko_model.trainer.run_fn"
+RUN_FN = "kiko.model.trainer.run_fn"
 
 # How the Evaluator's baseline is resolved: the latest blessed model other than the candidate
 # (kiko's PreviousBlessedModelStrategy), or TFX's LatestBlessedModelStrategy, the only one the
@@ -61,9 +62,7 @@ def create_pipeline(
     serving_dir: str = "",
     input_config: Optional[example_gen_pb2.Input] = None,
     output_config: Optional[example_gen_pb2.Output] = None,
-    malformed_lines: str = MALFORMED_FAIL,
-    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
-    layout: str = "auto",
+    example_gen_options: Options = Options(),
     hparams: Optional[Dict[str, Any]] = None,
     rmse_upper_bound: Optional[float] = None,
     max_rmse_increase: Optional[float] = None,
@@ -76,7 +75,7 @@ def create_pipeline(
     -> Trainer -> Evaluator (vs the latest previously blessed model) -> Pusher.
 
     `validate_only` stops after the anomalies gate (a quick check of new data). `hparams`
-    overrides the model's defaults (kiko_model.hparams.HParams). The Evaluator blesses a model
+    overrides the model's defaults (kiko.model.hparams.HParams). The Evaluator blesses a model
     whose eval RMSE is at most `rmse_upper_bound` and at most `max_rmse_increase` above the
     latest previously blessed model's; only blessed models are pushed to `serving_dir`.
 
@@ -84,6 +83,7 @@ def create_pipeline(
     orchestrator brings its own ML Metadata (Kubeflow, Vertex), which ignores a connection
     setting. `beam_pipeline_args` go to the Beam components only (ExampleGen, StatisticsGen,
     Evaluator), not to every container. `baseline`: one of BASELINE_CHOICES.
+    `example_gen_options`: MovieLensExampleGen's; its code version is set here.
     """
     if baseline not in BASELINE_CHOICES:
         raise ValueError(f"baseline must be one of {BASELINE_CHOICES}, got {baseline!r}")
@@ -93,24 +93,23 @@ def create_pipeline(
                          "unless validate_only")
     example_gen = MovieLensExampleGen(
         input_base=input_base, input_config=input_config, output_config=output_config,
-        malformed_lines=malformed_lines, max_rejected_fraction=max_rejected_fraction,
-        layout=layout,
-        code_version=code_fingerprint(movielens_example_gen, kiko_data),
-    ).with_id(fk.EXAMPLE_GEN_ID)
+        options=dataclasses.replace(
+            example_gen_options, code_version=code_fingerprint(movielens_example_gen, kiko_data)),
+    ).with_id(nodes.EXAMPLE_GEN_ID)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"],
-        # Sketch-based top-k/uniques (TFDV's planned default) run ~10 % faster than the exact
-        # Beam combiners; every example is still read, so a single bad value is still seen.
+        # Sketch-based top-k/uniques (TFDV's planned default) run faster than the exact Beam
+        # combiners; every example is still read, so a single bad value is still seen.
         stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True),
-    ).with_id(fk.STATISTICS_GEN_ID)
+    ).with_id(nodes.STATISTICS_GEN_ID)
     schema_gen = tfx.components.ImportSchemaGen(
-        schema_file=schema_path).with_id(fk.SCHEMA_GEN_ID)
+        schema_file=schema_path).with_id(nodes.SCHEMA_GEN_ID)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
-        schema=schema_gen.outputs["schema"]).with_id(fk.EXAMPLE_VALIDATOR_ID)
+        schema=schema_gen.outputs["schema"]).with_id(nodes.EXAMPLE_VALIDATOR_ID)
     anomalies_gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
-        examples=example_gen.outputs["examples"]).with_id(fk.ANOMALIES_GATE_ID)
+        examples=example_gen.outputs["examples"]).with_id(nodes.ANOMALIES_GATE_ID)
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate]
 
     if not validate_only:
@@ -120,7 +119,7 @@ def create_pipeline(
             schema=schema_gen.outputs["schema"],
             custom_config={TRAINER_HPARAMS_KEY: dict(hparams or {}),
                            "model_code": code_fingerprint(kiko_model)},
-        ).with_id(fk.TRAINER_ID)
+        ).with_id(nodes.TRAINER_ID)
         model_trainer.add_upstream_node(anomalies_gate)
         blessed_model_channels = {
             MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -133,20 +132,20 @@ def create_pipeline(
             model_resolver = tfx.dsl.Resolver(
                 strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
                 **blessed_model_channels)
-        model_resolver = model_resolver.with_id(fk.MODEL_RESOLVER_ID)
+        model_resolver = model_resolver.with_id(nodes.MODEL_RESOLVER_ID)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=model_trainer.outputs["model"],
             baseline_model=model_resolver.outputs[MODEL_KEY],
             example_splits=[fk.EVAL_SPLIT],
             eval_config=eval_config.make_eval_config(rmse_upper_bound, max_rmse_increase),
-        ).with_id(fk.EVALUATOR_ID)
+        ).with_id(nodes.EVALUATOR_ID)
         pusher = tfx.components.Pusher(
             model=model_trainer.outputs["model"],
             model_blessing=evaluator.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-        ).with_id(fk.PUSHER_ID)
+        ).with_id(nodes.PUSHER_ID)
         components += [model_trainer, model_resolver, evaluator, pusher]
 
     for component in components:

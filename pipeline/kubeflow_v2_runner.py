@@ -11,22 +11,19 @@ LatestBlessedModelStrategy (the only model resolver the compiler accepts: it com
 custom strategies nor TFX's resolver functions) and the data is a URI the containers can read.
 """
 
-import kiko_model  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
-
 import argparse
 import os
 import posixpath
 from typing import Any, Dict, List, Optional, Tuple
 
-from kiko_data.movielens import AUTO, LAYOUT_CHOICES, get_layout, layout_of_name
-from kiko_model.hparams import HParams
-from pipeline import configs
+from kiko.data.movielens import AUTO, get_layout, layout_of_name
+from kiko.pipeline import configs, flags
 
-# The container command: TFX's executor entry point, after kiko_model (Keras 2 must be chosen
-# before TensorFlow loads, and TFX's entry point loads it before the Trainer's module).
+# The container command: TFX's executor entry point, after importing kiko (Keras 2 must be
+# chosen before TensorFlow loads, and TFX's entry point loads it before the Trainer's module).
 CONTAINER_COMMAND = (
     "python", "-c",
-    "import kiko_model, runpy; runpy.run_module("
+    "import kiko, runpy; runpy.run_module("
     "'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor', "
     "run_name='__main__', alter_sys=True)")
 
@@ -54,13 +51,6 @@ def data_layout(data_uri: str, layout: str) -> str:
     return named
 
 
-def _hparam(text: str) -> Tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Compile the kiko pipeline into a Kubeflow Pipelines v2 / Vertex AI "
@@ -74,40 +64,34 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="where the runs write their artifacts, a URI the containers can "
                              f"write (e.g. gs://BUCKET/kiko). Default: "
                              f"${configs.KFP_PIPELINE_ROOT_ENV}")
-    parser.add_argument("--data", default="",
-                        help="URI of a MovieLens release's zip (ml-100k.zip .. ml-32m.zip) or of "
-                             "a ratings file, readable from the containers (its layout's side "
-                             f"files beside it are joined). Default: ${configs.DATA_ENV}")
-    parser.add_argument("--layout", choices=LAYOUT_CHOICES, default=AUTO,
-                        help="file layout of the data (default: told by its name, e.g. "
-                             "ml-25m.zip or u.data); it also picks the curated schema, which "
-                             "expects the layout's side files")
+    flags.add_data_flags(
+        parser,
+        data_help="URI of a MovieLens release's zip (ml-100k.zip .. ml-32m.zip) or of a ratings "
+                  "file, readable from the containers (its layout's side files beside it are "
+                  f"joined). Default: ${configs.DATA_ENV}",
+        layout_help="file layout of the data (default: told by its name, e.g. ml-25m.zip or "
+                    "u.data); it also picks the curated schema, which expects the layout's "
+                    "side files")
     parser.add_argument("--serving-dir", default="",
                         help="where blessed models are pushed (default "
                              "PIPELINE_ROOT/serving_model)")
-    parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a model hyperparameter (repeatable); also read from "
-                             f"${configs.HPARAMS_ENV} as KEY=VALUE,KEY=VALUE (flags win)")
-    parser.add_argument("--rmse-upper-bound", type=float, default=configs.RMSE_UPPER_BOUND,
-                        help="bless a model only if its eval RMSE is at most this "
-                             f"(default {configs.RMSE_UPPER_BOUND})")
-    parser.add_argument("--max-rmse-increase", type=float, default=configs.MAX_RMSE_INCREASE,
-                        help="bless a model only if its eval RMSE is at most this much above "
-                             "the latest blessed model's, itself included: on Kubeflow an "
-                             "identical re-run evaluates and pushes its cached model again "
-                             f"(default {configs.MAX_RMSE_INCREASE})")
-    parser.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
-                        help="a Beam argument for the Beam components only (ExampleGen, "
-                             "StatisticsGen, Evaluator), repeatable, e.g. "
-                             "--beam-arg=--runner=DataflowRunner; also read from "
-                             f"${configs.BEAM_ARGS_ENV} (flags win). Default: the "
-                             "DirectRunner in multi-processing mode inside each container")
-    parser.add_argument("--no-cache", action="store_true", help="disable Kubeflow caching")
+    flags.add_model_flags(
+        parser,
+        hparam_help=f"override a model hyperparameter (repeatable); also {flags.HPARAMS_FROM_ENV}",
+        baseline_note=", itself included: on Kubeflow an identical re-run evaluates and pushes "
+                      "its cached model again")
+    flags.add_beam_flag(
+        parser,
+        "a Beam argument for the Beam components only (ExampleGen, StatisticsGen, Evaluator), "
+        "repeatable, e.g. --beam-arg=--runner=DataflowRunner; also "
+        f"{flags.BEAM_ARGS_FROM_ENV}. Default: the DirectRunner in multi-processing mode inside "
+        "each container")
+    flags.add_cache_flag(parser, "Kubeflow")
     args = parser.parse_args(argv)
+    flags.resolve(parser, args)
 
     args.image = configs.kfp_image(args.image)
     args.pipeline_root = configs.kfp_pipeline_root(args.pipeline_root)
-    args.data = configs.data_path(args.data)
     for flag, value in (("--image", args.image), ("--pipeline-root", args.pipeline_root),
                         ("--data", args.data)):
         if not value:
@@ -118,20 +102,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     args.serving_dir = args.serving_dir or posixpath.join(args.pipeline_root, "serving_model")
-    try:
-        args.hparams = dict(_hparam(text) for text in configs.env_hparams() + args.hparam)
-        HParams().with_overrides(args.hparams)
-    except (argparse.ArgumentTypeError, ValueError) as error:
-        parser.error(f"--hparam: {error}")
-    args.beam_pipeline_args = configs.beam_pipeline_args(
-        0, configs.env_beam_args() + args.beam_arg)
     return args
 
 
 def build(args: argparse.Namespace):
     """The pipeline for these arguments, as Kubeflow runs it."""
-    from components.movielens_example_gen.component import make_input_config
-    from pipeline.kiko_pipeline import BASELINE_LATEST_BLESSED, create_pipeline
+    from kiko.components.movielens_example_gen.component import make_input_config
+    from kiko.components.movielens_example_gen.options import Options
+    from kiko.pipeline.kiko_pipeline import BASELINE_LATEST_BLESSED, create_pipeline
 
     layout = get_layout(args.layout)
     return create_pipeline(
@@ -139,16 +117,12 @@ def build(args: argparse.Namespace):
         pipeline_root=args.pipeline_root,
         input_base=args.input_base,
         input_config=make_input_config({"single_split": args.pattern}),
-        layout=args.layout,
+        example_gen_options=Options(layout=args.layout),
         schema_path=configs.image_schema_path(layout.users_file is not None,
                                               layout.movies_file is not None),
         metadata_path=None,
         serving_dir=args.serving_dir,
-        hparams=args.hparams,
-        rmse_upper_bound=args.rmse_upper_bound,
-        max_rmse_increase=args.max_rmse_increase,
-        beam_pipeline_args=args.beam_pipeline_args,
-        enable_cache=not args.no_cache,
+        **flags.pipeline_settings(args),
         baseline=BASELINE_LATEST_BLESSED,
     )
 

@@ -4,7 +4,7 @@ While a run goes, everything the process and its Beam workers write (Python and 
 TensorFlow's C++ messages, the workers' output) goes to HOME/logs/run-<time>.log; the terminal
 shows each component starting and finishing with its seconds (or "from cache"), what kiko's own
 code logs (inputs, epochs, scores, warnings), errors, a progress line when a component has been
-quiet for 10 s, and at the end the run's summary and the report's path.
+quiet for PROGRESS_EVERY_S seconds, and at the end the run's summary.
 """
 
 import contextlib
@@ -16,9 +16,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import Iterator, Optional, TextIO
+from typing import Any, Dict, Iterator, Optional, TextIO
 
-from pipeline import configs
+from kiko.pipeline import configs
 
 PROGRESS_EVERY_S = 10.0
 _RUNNING = re.compile(r"Component (\S+) is running\.")
@@ -114,6 +114,12 @@ class Console(logging.Handler):
         self.say(f"  failed: {text}")
         return text
 
+    def tell_summary(self, summary: Dict[str, Any]) -> None:
+        """The run's summary (a `kiko.metadata.runs.run_summary`), after its story."""
+        from kiko.summary import summary_lines
+
+        self.say("\n".join(["", "run summary"] + summary_lines(summary)))
+
 
 def _copy_into(source: int, log_fd: int) -> None:
     """Copies everything read from `source` into the log file until end of file; a failed
@@ -190,23 +196,3 @@ def story(home: str) -> Iterator[Console]:
         terminal.write(f"  full log: {log_path}\n")
         terminal.close()
 
-
-def finish(home: str, console: Console, run_id: Optional[str] = None,
-           failure: Optional[str] = None) -> None:
-    """The end of a run: its summary (of `run_id`, default the latest; `failure` is what the
-    runner caught, for a failure ML Metadata has no message for) and the report's path."""
-    from pipeline import metadata_reader as reader
-    from pipeline import report
-    from pipeline.inspect_metadata import summary_lines
-
-    paths = configs.Paths(home)
-    store = reader.open_store(paths.metadata_path)
-    summary = reader.run_summary(store, run_id)
-    if failure and not summary["failure"]:
-        summary["failure"] = failure
-    console.say("\n".join(["", "run summary"] + summary_lines(summary)))
-    try:
-        console.say(f"  report: {report.write_report(store, paths.report_path, summary['run_id'])}")
-    except Exception as error:  # noqa: BLE001  (the run's own outcome is already told above)
-        traceback.print_exc()
-        console.say(f"  report: not written ({type(error).__name__}: {error})")

@@ -1,16 +1,17 @@
-"""Shared fixtures. Importing kiko_model first selects Keras 2 before anything loads TensorFlow."""
+"""Shared fixtures. pytest imports this file before any test module, and its kiko imports come
+before TFX's: importing the kiko package selects Keras 2 before TensorFlow loads."""
 
-import kiko_model  # noqa: F401  (must stay the first import)
+from kiko.components.movielens_example_gen.component import MovieLensExampleGen
+from kiko.components.movielens_example_gen.executor import Executor
+from kiko.components.movielens_example_gen.options import Options
+from kiko.data import synthetic
+from kiko.pipeline import configs
 
+import os
+import subprocess
 
 import pytest
-
 from tfx.types import standard_artifacts, standard_component_specs
-
-from components.movielens_example_gen.component import MovieLensExampleGen
-from components.movielens_example_gen.executor import Executor
-from kiko_data import synthetic
-from pipeline import configs
 
 # The curated schema of data with users and movies files (the generated default's).
 SCHEMA_PATH = configs.schema_path(has_users=True, has_movies=True)
@@ -28,10 +29,10 @@ def run_example_gen(input_base, output_dir, input_config=None, output_config=Non
                     beam_pipeline_args=(), **options):
     """Runs the executor like the orchestrator would and returns the Examples artifact.
 
-    `options` are MovieLensExampleGen's (malformed_lines, max_rejected_fraction, layout).
+    `options` are the fields of MovieLensExampleGen's Options (malformed_lines, ...).
     """
     component = MovieLensExampleGen(input_base=str(input_base), input_config=input_config,
-                                    output_config=output_config, **options)
+                                    output_config=output_config, options=Options(**options))
     exec_properties = dict(component.exec_properties)
     examples = standard_artifacts.Examples()
     examples.uri = str(output_dir)
@@ -54,7 +55,7 @@ def run_local_pipeline(data_dir, home, *extra_args):
     """Runs the whole pipeline as `python pipeline/local_runner.py` would, in this process."""
     from tfx import v1 as tfx
 
-    from pipeline import local_runner
+    from kiko.pipeline import local_runner
 
     argv = ["--data", str(data_dir), "--home", str(home), "--workers", "1"]
     for key, value in FAST_HPARAMS.items():
@@ -85,8 +86,8 @@ def anomalous_home(small_movielens, tmp_path_factory):
     """A home whose run the anomalies gate stopped (a rating of 7 in the data)."""
     import shutil
 
-    from components.anomalies_gate.component import DataAnomaliesError
-    from kiko_data.movielens import ml1m
+    from kiko.components.anomalies_gate.component import DataAnomaliesError
+    from kiko.data.movielens import ml1m
 
     data = tmp_path_factory.mktemp("anomalous_data")
     shutil.copytree(small_movielens.out_dir, data, dirs_exist_ok=True)
@@ -96,3 +97,35 @@ def anomalous_home(small_movielens, tmp_path_factory):
     with pytest.raises(DataAnomaliesError):
         run_local_pipeline(data, home)
     return str(home)
+
+
+def _mount_tmpfs(path, size):
+    """Mounts a tmpfs of `size` at `path`; fails (never skips) where this machine cannot."""
+    os.makedirs(path, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"this test needs to mount a tmpfs at {path} (root with CAP_SYS_ADMIN, as "
+                    f"in CI) to simulate a read-only or full disk: {result.stderr.strip()}")
+
+
+@pytest.fixture()
+def tmpfs(tmp_path):
+    """mount(size, read_only=False, prepare=None) -> a fresh tmpfs folder, unmounted afterwards;
+    `prepare(folder)` runs before a read-only remount. Read-only and full disks for the tests
+    of the runner's environment messages."""
+    mounted = []
+
+    def mount(size="1m", read_only=False, prepare=None):
+        path = tmp_path / f"tmpfs{len(mounted)}"
+        _mount_tmpfs(path, size)
+        mounted.append(path)
+        if prepare is not None:
+            prepare(path)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", str(path)], check=True)

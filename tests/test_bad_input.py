@@ -12,14 +12,14 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils
 
-from components.anomalies_gate.component import describe_anomalies, extremes_of
-from components.movielens_example_gen import spec
-from components.movielens_example_gen.component import locate_input, make_input_config
-from components.movielens_example_gen.options import MALFORMED_SKIP
-from kiko_data.movielens import Rating
-from kiko_data.movielens.records import MAX_INT64
-from kiko_data.movielens.source import resolve_source
-from kiko_model import features as fk
+from kiko.components.anomalies_gate.component import describe_anomalies, extremes_of
+from kiko.components.movielens_example_gen import outputs
+from kiko.components.movielens_example_gen.component import locate_input, make_input_config
+from kiko.components.movielens_example_gen.options import MALFORMED_SKIP
+from kiko.data.movielens import Rating
+from kiko.data.movielens.records import MAX_INT64
+from kiko.data.movielens.source import resolve_source
+from kiko.model import features as fk
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tests.conftest import run_example_gen
 
@@ -62,7 +62,7 @@ def _good_ratings(lines):
 
 
 def _report(examples):
-    return json.loads(examples.get_string_custom_property(spec.DATA_QUALITY_PROPERTY))
+    return json.loads(examples.get_string_custom_property(outputs.DATA_QUALITY_PROPERTY))
 
 
 def _accounted(report):

@@ -2,7 +2,7 @@
 
 from tfx.types import standard_artifacts
 
-from components.baseline_resolver.strategy import (
+from kiko.components.baseline_resolver.strategy import (
     CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, previous_blessed_model)
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from kiko_model import features as fk
-from pipeline import configs, local_runner
+from kiko.pipeline import nodes
+from kiko.pipeline import configs, local_runner
 
-BEAM_NODES = {fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.EVALUATOR_ID}
+BEAM_NODES = {nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.EVALUATOR_ID}
 DIRECT_DEFAULTS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0",
                    configs.LOCAL_ENVIRONMENT_ARG]
 

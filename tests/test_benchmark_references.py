@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from kiko_data import synthetic
+from kiko.data import synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

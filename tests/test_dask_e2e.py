@@ -15,14 +15,14 @@ from absl.testing import absltest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from kiko_model import features as fk
-from pipeline import configs
+from kiko.pipeline import nodes
+from kiko.pipeline import configs
 from tests.conftest import run_local_pipeline
 
 pytestmark = pytest.mark.slow
 
-EXECUTED = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID, fk.EXAMPLE_VALIDATOR_ID,
-            fk.ANOMALIES_GATE_ID, fk.TRAINER_ID, fk.EVALUATOR_ID, fk.PUSHER_ID)
+EXECUTED = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID, nodes.EXAMPLE_VALIDATOR_ID,
+            nodes.ANOMALIES_GATE_ID, nodes.TRAINER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID)
 
 
 def _stop(process):
@@ -36,7 +36,7 @@ def _stop(process):
 
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory):
-    """`dask scheduler` and `dask worker --nworkers 2 --preload kiko_model` as subprocesses,
+    """`dask scheduler` and `dask worker --nworkers 2 --preload kiko` as subprocesses,
     without TF_USE_LEGACY_KERAS in their environment (as from a user's shell)."""
     from dask.distributed import Client
 
@@ -51,7 +51,7 @@ def dask_scheduler(tmp_path_factory):
     try:
         processes.append(subprocess.Popen(
             [dask, "worker", "--scheduler-file", scheduler_file, "--nworkers", "2",
-             "--nthreads", "1", "--preload", "kiko_model", "--no-dashboard",
+             "--nthreads", "1", "--preload", "kiko", "--no-dashboard",
              "--local-directory", str(folder)], cwd=folder, env=env, stdout=log, stderr=log))
         with Client(scheduler_file=scheduler_file, timeout=120) as client:
             client.wait_for_workers(2, timeout=180)

@@ -16,7 +16,7 @@ from dask import distributed
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows
 
-from pipeline import configs
+from kiko.pipeline import configs
 
 STOCK = "apache_beam.runners.dask.dask_runner.DaskRunner"
 RUNNERS = [configs.DASK_RUNNER,

@@ -9,12 +9,12 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import artifact_utils
 
-from components.movielens_example_gen.component import make_input_config
-from kiko_data.movielens import Rating
-from kiko_data.movielens.reading import read_ratings, read_side_records
-from kiko_data.movielens.source import resolve_source
-from kiko_model import data
-from kiko_model import features as fk
+from kiko.components.movielens_example_gen.component import make_input_config
+from kiko.data.movielens import Rating
+from kiko.data.movielens.reading import read_ratings, read_side_records
+from kiko.data.movielens.source import resolve_source
+from kiko.model import data
+from kiko.model import features as fk
 from tests.conftest import SCHEMA_PATH, run_example_gen
 
 

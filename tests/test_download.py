@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from kiko_data import download as download_module
-from kiko_data.download import (
+from kiko.data import download as download_module
+from kiko.data.download import (
     ML1M_MD5,
     ML1M_URL,
     RELEASES,
@@ -27,8 +27,8 @@ from kiko_data.download import (
     main,
     published_md5,
 )
-from kiko_data.movielens.ml1m import ENCODING as ML1M_ENCODING
-from kiko_data.movielens.ml1m import MOVIES_FILE, RATINGS_FILE, USERS_FILE
+from kiko.data.movielens.ml1m import ENCODING as ML1M_ENCODING
+from kiko.data.movielens.ml1m import MOVIES_FILE, RATINGS_FILE, USERS_FILE
 
 ZIP_NAME = "ml-1m.zip"
 

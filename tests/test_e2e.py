@@ -8,17 +8,17 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from kiko_model import features as fk
-from pipeline import configs
+from kiko.pipeline import nodes
+from kiko.pipeline import configs
 from tests.conftest import FAST_HPARAMS, run_local_pipeline
 
 pytestmark = pytest.mark.slow
 
-NODES = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID, fk.EXAMPLE_VALIDATOR_ID,
-         fk.ANOMALIES_GATE_ID, fk.TRAINER_ID, fk.MODEL_RESOLVER_ID, fk.EVALUATOR_ID,
-         fk.PUSHER_ID)
+NODES = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID, nodes.EXAMPLE_VALIDATOR_ID,
+         nodes.ANOMALIES_GATE_ID, nodes.TRAINER_ID, nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID,
+         nodes.PUSHER_ID)
 # Nodes that run an executor (the resolver only resolves inputs).
-EXECUTED = tuple(n for n in NODES if n != fk.MODEL_RESOLVER_ID)
+EXECUTED = tuple(n for n in NODES if n != nodes.MODEL_RESOLVER_ID)
 
 
 def _store(home) -> metadata_store.MetadataStore:
@@ -99,7 +99,7 @@ def test_worse_model_is_not_blessed_and_pushed_model_stays(home, small_movielens
                        "--hparam", "blend=false", "--hparam", "epochs=1",
                        "--hparam", "learning_rate=0.00001")
     store = _store(home)
-    assert _states(store, fk.TRAINER_ID)[-1] == "COMPLETE"
+    assert _states(store, nodes.TRAINER_ID)[-1] == "COMPLETE"
     blessings = _artifacts(store, "ModelBlessing")
     assert blessings[-1].custom_properties["blessed"].int_value == 0
     assert _artifacts(store, "PushedModel")[-1].custom_properties["pushed"].int_value == 0

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
 
-from kiko_model import eval_config
-from kiko_model import features as fk
-from kiko_model import slicing
+from kiko.model import eval_config
+from kiko.model import features as fk
+from kiko.model import slicing
 
 
 def test_gates_only_the_overall_rmse_with_value_and_change_thresholds():
@@ -44,7 +44,7 @@ def test_bucket_labels_cover_all_counts():
 
 
 def test_regression_sums_merge_counts_each_accumulator_once():
-    from kiko_model import eval_metrics
+    from kiko.model import eval_metrics
 
     keys = {name: tfma.metrics.MetricKey(name=name) for name in (
         eval_metrics.MSE_NAME, eval_metrics.MAE_NAME, eval_metrics.RMSE_NAME)}
@@ -65,7 +65,7 @@ def test_regression_sums_merge_counts_each_accumulator_once():
 def test_regression_errors_read_plain_inputs_as_tfma_does():
     """The combiner's direct reading of labels and predictions agrees with TFMA's generic
     unpacking, for array and keyed predictions; other inputs take the generic path."""
-    from kiko_model import eval_metrics
+    from kiko.model import eval_metrics
 
     config = eval_config.make_eval_config(1.0, 0.01)
     keys = {name: tfma.metrics.MetricKey(name=name) for name in (

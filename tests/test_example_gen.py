@@ -13,20 +13,21 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from components.movielens_example_gen import executor, spec
-from components.movielens_example_gen.component import (
-    MovieLensExampleGen, locate_input, make_custom_config, make_input_config, make_output_config)
-from components.movielens_example_gen.driver import content_fingerprint
-from components.movielens_example_gen.example_encoder import RatingEncoder
-from components.movielens_example_gen.executor import (
-    DataCheckError, Options, check, count_records)
-from components.movielens_example_gen.options import MALFORMED_SKIP, PARTITION_BY_USER
-from kiko_data import synthetic
-from kiko_data.movielens import Movie, Rating, User
-from kiko_data.movielens.reading import read_ratings, read_side_records
-from kiko_data.movielens.source import resolve_source
-from kiko_model import features as fk
-from pipeline import configs
+from kiko.components.movielens_example_gen import outputs, passes
+from kiko.components.movielens_example_gen.component import (
+    MovieLensExampleGen, locate_input, make_input_config, make_output_config)
+from kiko.components.movielens_example_gen.driver import content_fingerprint
+from kiko.components.movielens_example_gen.errors import DataCheckError
+from kiko.components.movielens_example_gen.example_encoder import RatingEncoder
+from kiko.components.movielens_example_gen.options import (
+    MALFORMED_SKIP, PARTITION_BY_USER, Options)
+from kiko.components.movielens_example_gen.report import check, count_records
+from kiko.data import synthetic
+from kiko.data.movielens import Movie, Rating, User
+from kiko.data.movielens.reading import read_ratings, read_side_records
+from kiko.data.movielens.source import resolve_source
+from kiko.model import features as fk
+from kiko.pipeline import configs
 from tests.conftest import run_example_gen
 
 LAYOUT_FOLDERS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m", "ml-10m": "ml-10M100K",
@@ -57,7 +58,7 @@ def rating_of(example) -> Rating:
 
 
 def quality(examples) -> dict:
-    return json.loads(examples.get_string_custom_property(spec.DATA_QUALITY_PROPERTY))
+    return json.loads(examples.get_string_custom_property(outputs.DATA_QUALITY_PROPERTY))
 
 
 def run_on(folder, out, **options):
@@ -83,11 +84,11 @@ def test_default_split_is_nine_to_one_and_loses_nothing(small_movielens, small_e
     assert report["lines_read"] == report["examples"] == small_movielens.n_ratings
     assert (report["layout"], report["release"], report["encoding"]) == (
         "ml-1m", "ml-1m", "latin-1")
-    for prop in (spec.REJECTED_LINES_PROPERTY, spec.DUPLICATES_EXACT_PROPERTY,
-                 spec.DUPLICATES_CONFLICTING_PROPERTY, spec.WITHOUT_USER_PROPERTY,
-                 spec.WITHOUT_MOVIE_PROPERTY):
+    for prop in (outputs.REJECTED_LINES_PROPERTY, outputs.DUPLICATES_EXACT_PROPERTY,
+                 outputs.DUPLICATES_CONFLICTING_PROPERTY, outputs.WITHOUT_USER_PROPERTY,
+                 outputs.WITHOUT_MOVIE_PROPERTY):
         assert small_examples.get_int_custom_property(prop) == 0, prop
-    assert small_examples.get_int_custom_property(spec.LINES_READ_PROPERTY) == \
+    assert small_examples.get_int_custom_property(outputs.LINES_READ_PROPERTY) == \
         small_movielens.n_ratings
     assert sum(report["ratings_per_user"]["counts"]) == small_movielens.n_users
     assert sum(report["rating_histogram"].values()) == small_movielens.n_ratings
@@ -211,10 +212,10 @@ def test_duplicates_keep_the_latest_and_are_listed(tmp_path, monkeypatch):
     random.Random(4).shuffle(lines)  # duplicates far apart, in different byte ranges
     folder = _folder(tmp_path, lines)
     # Small ranges and buckets, so duplicates meet across key files and buckets are many.
-    monkeypatch.setattr(executor, "_MIN_CHUNK_BYTES", 256)
-    monkeypatch.setattr(executor, "_BUCKET_TEXT_BYTES", 1024)
+    monkeypatch.setattr(passes, "MIN_CHUNK_BYTES", 256)
+    monkeypatch.setattr(passes, "BUCKET_TEXT_BYTES", 1024)
     size = os.path.getsize(folder / "ratings.dat")
-    assert size // executor.chunk_bytes(size) >= 8 and executor.duplicate_buckets(size) >= 3
+    assert size // passes.chunk_bytes(size) >= 8 and passes.duplicate_buckets(size) >= 3
     examples = run_on(folder, tmp_path / "out")
     assert not os.path.exists(tmp_path / "out" / "_staging")  # the key files are gone
     report = quality(examples)
@@ -227,7 +228,7 @@ def test_duplicates_keep_the_latest_and_are_listed(tmp_path, monkeypatch):
     assert all(f"{folder}/ratings.dat:" in line and "duplicate of line" in line
                for line in listed)
     assert sum("conflicting" in line for line in listed) == 3
-    assert examples.get_int_custom_property(spec.DUPLICATES_CONFLICTING_PROPERTY) == 3
+    assert examples.get_int_custom_property(outputs.DUPLICATES_CONFLICTING_PROPERTY) == 3
 
 
 def test_missing_side_records_are_counted(tmp_path):
@@ -238,7 +239,7 @@ def test_missing_side_records_are_counted(tmp_path):
     examples = run_on(folder, tmp_path / "out")
     report = quality(examples)
     assert (report["ratings_without_user"], report["ratings_without_movie"]) == (20, 20)
-    assert examples.get_int_custom_property(spec.WITHOUT_USER_PROPERTY) == 20
+    assert examples.get_int_custom_property(outputs.WITHOUT_USER_PROPERTY) == 20
     assert report["side_files"]["users"]["records"] == 18
 
 
@@ -255,9 +256,9 @@ def test_multi_processing_runner_gives_the_same_examples(small_movielens, small_
 
 
 def test_duplicate_buckets_grow_with_the_file_and_are_capped():
-    assert executor.duplicate_buckets(0) == executor.duplicate_buckets(10 << 20) == 1
-    assert executor.duplicate_buckets(700 << 20) == 22  # ML-25M's ratings.csv: ~55 MB of keys each
-    assert executor.duplicate_buckets(1 << 50) == executor._MAX_BUCKETS
+    assert passes.duplicate_buckets(0) == passes.duplicate_buckets(10 << 20) == 1
+    assert passes.duplicate_buckets(700 << 20) == 22  # about the size of ML-25M's ratings.csv
+    assert passes.duplicate_buckets(1 << 50) == passes.MAX_BUCKETS
 
 
 # --- the checks after writing -------------------------------------------------------------------
@@ -296,16 +297,16 @@ def test_count_records_counts_what_is_on_disk(small_examples, small_movielens):
 # --- options, fingerprint and encoder ----------------------------------------------------------
 
 def test_component_options_travel_in_custom_config():
-    component = MovieLensExampleGen(input_base="/data", malformed_lines=MALFORMED_SKIP,
-                                    max_rejected_fraction=0.25, layout="ml-csv")
-    assert Options.from_exec_properties(component.exec_properties) == Options(
-        MALFORMED_SKIP, 0.25, "ml-csv")
+    options = Options(MALFORMED_SKIP, 0.25, "ml-csv", code_version="0123abcd")
+    component = MovieLensExampleGen(input_base="/data", options=options)
+    assert Options.from_exec_properties(component.exec_properties) == options
+    assert Options.from_exec_properties({}) == Options()
     with pytest.raises(ValueError, match="malformed_lines"):
-        make_custom_config(malformed_lines="ignore")
+        Options(malformed_lines="ignore")
     with pytest.raises(ValueError, match="max_rejected_fraction"):
-        make_custom_config(max_rejected_fraction=2)
+        Options(max_rejected_fraction=2)
     with pytest.raises(ValueError, match="layout"):
-        make_custom_config(layout="ml-2m")
+        Options(layout="ml-2m")
     with pytest.raises(ValueError, match="partition_by"):
         make_output_config(partition_by="movie")
     with pytest.raises(ValueError, match="positive"):

@@ -1,7 +1,7 @@
-"""kiko inspect (pipeline.inspect_metadata) over real pipeline homes: a blessed and pushed run,
-a model that was not blessed, and a run stopped by data anomalies. Runs the pipeline (slow)."""
+"""`kiko inspect` (kiko.inspect_cli) and the ML Metadata readers it shows (kiko.metadata) over
+real pipeline homes: a blessed and pushed run, a model that was not blessed, and a run stopped
+by data anomalies. Runs the pipeline (slow)."""
 
-import kiko_model  # noqa: F401  (must stay the first import)
 
 import glob
 import json
@@ -11,17 +11,24 @@ import re
 import pytest
 import tensorflow_model_analysis as tfma
 
-from kiko_data.movielens import ml1m
-from kiko_model import features as fk
-from pipeline import configs
-from pipeline import inspect_metadata as inspect
+from kiko import inspect_cli
+from kiko.data.movielens import ml1m
+from kiko.metadata.artifacts import list_artifacts
+from kiko.metadata.evaluation import EXAMPLE_COUNT, MAE, OVERALL, RMSE, model_slices
+from kiko.metadata.lineage import lineage
+from kiko.metadata.models import list_models, pushed_model
+from kiko.metadata.runs import COMPLETE, FAILED, list_runs, run_summary
+from kiko.metadata.store import open_store
+from kiko.model import features as fk
+from kiko.pipeline import configs, nodes
+from kiko.text import IDS_NOTE
 from tests.conftest import FAST_HPARAMS, run_local_pipeline
 
 pytestmark = pytest.mark.slow
 
-NODE_IDS = {fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID, fk.EXAMPLE_VALIDATOR_ID,
-            fk.ANOMALIES_GATE_ID, fk.TRAINER_ID, fk.MODEL_RESOLVER_ID, fk.EVALUATOR_ID,
-            fk.PUSHER_ID}
+NODE_IDS = {nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
+            nodes.EXAMPLE_VALIDATOR_ID, nodes.ANOMALIES_GATE_ID, nodes.TRAINER_ID,
+            nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID}
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +42,12 @@ def home(small_movielens, tmp_path_factory):
 
 @pytest.fixture()
 def store(home):
-    return inspect.open_store(configs.Paths(home).metadata_path)
+    return open_store(configs.Paths(home).metadata_path)
 
 
 def _cli(capsys, *argv):
     """Runs the CLI in-process; returns (exit code, stdout, stderr)."""
-    code = inspect.main(list(argv))
+    code = inspect_cli.main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -55,7 +62,7 @@ def _table(text):
 def _tfma_overall_metrics(home):
     """The overall candidate metrics, read straight from the Evaluator's output with TFMA."""
     (evaluation_uri,) = glob.glob(os.path.join(
-        home, "pipeline_root", fk.EVALUATOR_ID, "evaluation", "*"))
+        home, "pipeline_root", nodes.EVALUATOR_ID, "evaluation", "*"))
     for metrics in tfma.load_metrics(evaluation_uri):
         if not metrics.slice_key.single_slice_keys:
             return {kv.key.name: kv.value.double_value.value
@@ -65,8 +72,8 @@ def _tfma_overall_metrics(home):
 
 
 def test_runs_lists_one_complete_run_with_every_node(home, store, capsys):
-    (run,) = inspect.list_runs(store)
-    assert run["status"] == inspect.COMPLETE
+    (run,) = list_runs(store)
+    assert run["status"] == COMPLETE
     assert run["failed_node"] is None and run["cached"] == 0 and run["not_run"] == []
     assert {n["node_id"] for n in run["nodes"]} == NODE_IDS
     assert {n["state"] for n in run["nodes"]} == {"COMPLETE"}
@@ -82,11 +89,11 @@ def test_runs_lists_one_complete_run_with_every_node(home, store, capsys):
 
 
 def test_models_shows_the_blessed_model_with_tfma_rmse(home, store):
-    (model,) = inspect.list_models(store)
+    (model,) = list_models(store)
     expected = _tfma_overall_metrics(home)
-    assert model["metrics"][inspect.RMSE] == pytest.approx(expected[inspect.RMSE], abs=1e-6)
-    assert model["metrics"][inspect.MAE] == pytest.approx(expected[inspect.MAE], abs=1e-6)
-    assert model["metrics"][inspect.EXAMPLE_COUNT] == expected[inspect.EXAMPLE_COUNT] > 0
+    assert model["metrics"][RMSE] == pytest.approx(expected[RMSE], abs=1e-6)
+    assert model["metrics"][MAE] == pytest.approx(expected[MAE], abs=1e-6)
+    assert model["metrics"][EXAMPLE_COUNT] == expected[EXAMPLE_COUNT] > 0
     assert model["blessed"] is True and model["validation_ok"] is True
     assert model["pushed"] is True
     assert model["baseline_model_id"] is None  # the first model has nothing to compare with
@@ -94,8 +101,8 @@ def test_models_shows_the_blessed_model_with_tfma_rmse(home, store):
 
 
 def test_pushed_names_the_serving_folder(home, store, capsys):
-    current = inspect.pushed_model(store)
-    (model,) = inspect.list_models(store)
+    current = pushed_model(store)
+    (model,) = list_models(store)
     assert current["pushed"] is True
     assert current["model_id"] == model["model_id"]
     destination = current["destination"]
@@ -109,11 +116,11 @@ def test_pushed_names_the_serving_folder(home, store, capsys):
 
 
 def test_lineage_reaches_the_example_gen_input(home, store, small_movielens):
-    result = inspect.lineage(store)  # default: the pushed model
-    (model,) = inspect.list_models(store)
+    result = lineage(store)  # default: the pushed model
+    (model,) = list_models(store)
     assert result["model"]["id"] == model["model_id"]
     gen = result["example_gen"]
-    assert gen["node_id"] == fk.EXAMPLE_GEN_ID
+    assert gen["node_id"] == nodes.EXAMPLE_GEN_ID
     assert os.path.realpath(gen["input_base"]) == os.path.realpath(small_movielens.out_dir)
     assert gen["input_patterns"] and ml1m.RATINGS_FILE in list(gen["input_patterns"].values())[0]
     assert result["examples"]["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
@@ -124,7 +131,7 @@ def test_lineage_reaches_the_example_gen_input(home, store, small_movielens):
     assert trainer["hparams"]["embedding_dim"] == FAST_HPARAMS["embedding_dim"]
     (evaluation,) = result["evaluations"]
     assert evaluation["blessed"] is True
-    assert evaluation["metrics"][inspect.RMSE] == model["metrics"][inspect.RMSE]
+    assert evaluation["metrics"][RMSE] == model["metrics"][RMSE]
     (push,) = result["pushes"]
     assert push["pushed"] is True and push["destination"] == model["pushed_destination"]
 
@@ -133,44 +140,44 @@ def test_json_matches_the_tables(home, store, capsys):
     code, out, _ = _cli(capsys, "--home", home, "--json", "models")
     assert code == 0
     models = json.loads(out)
-    assert models == inspect.list_models(store)
+    assert models == list_models(store)
     code, out, _ = _cli(capsys, "--home", home, "models")
     assert code == 0
     table, note = out.split("\n\n")
-    assert note.strip() == inspect.IDS_NOTE
+    assert note.strip() == IDS_NOTE
     (row,) = _table(table)
     (model,) = models
     assert row["MODEL"] == str(model["model_id"])
     assert row["RUN"] == model["run_id"]
-    assert row["RMSE"] == f"{model['metrics'][inspect.RMSE]:.4f}"
-    assert row["MAE"] == f"{model['metrics'][inspect.MAE]:.4f}"
-    assert row["EXAMPLES"] == str(int(model["metrics"][inspect.EXAMPLE_COUNT]))
+    assert row["RMSE"] == f"{model['metrics'][RMSE]:.4f}"
+    assert row["MAE"] == f"{model['metrics'][MAE]:.4f}"
+    assert row["EXAMPLES"] == str(int(model["metrics"][EXAMPLE_COUNT]))
     assert (row["BLESSED"], row["PUSHED"]) == ("yes", "yes")
     assert row["PUSHED TO"] == model["pushed_destination"]
 
     # The global flags may also follow the command.
     code, out, _ = _cli(capsys, "runs", "--json", "--home", home)
-    assert code == 0 and json.loads(out) == inspect.list_runs(store)
+    assert code == 0 and json.loads(out) == list_runs(store)
 
     code, out, _ = _cli(capsys, "--home", home, "--json")
     summary = json.loads(out)
-    assert summary["run"]["eval_rmse"] == model["metrics"][inspect.RMSE]
+    assert summary["run"]["eval_rmse"] == model["metrics"][RMSE]
     assert summary["run"]["pushed_path"] == model["pushed_destination"]
     assert summary["pushed"]["model_id"] == model["model_id"]
     code, out, _ = _cli(capsys, "--home", home)
-    assert f"{model['metrics'][inspect.RMSE]:.4f}" in out
+    assert f"{model['metrics'][RMSE]:.4f}" in out
     assert model["pushed_destination"] in out
 
 
 def test_slices_cover_every_slicing_feature(home, store, capsys):
-    result = inspect.model_slices(store)
+    result = model_slices(store)
     names = [s["slice"] for s in result["slices"]]
-    assert names[0] == inspect.OVERALL
+    assert names[0] == OVERALL
     for feature in ("user_activity", "movie_popularity", fk.GENDER, fk.AGE):
         assert any(name.startswith(f"{feature}=") for name in names), feature
-    total = result["slices"][0]["metrics"][inspect.EXAMPLE_COUNT]
+    total = result["slices"][0]["metrics"][EXAMPLE_COUNT]
     genders = [s for s in result["slices"] if s["slice"].startswith(f"{fk.GENDER}=")]
-    assert sum(s["metrics"][inspect.EXAMPLE_COUNT] for s in genders) == total
+    assert sum(s["metrics"][EXAMPLE_COUNT] for s in genders) == total
 
     code, out, _ = _cli(capsys, "--home", home, "slices", "--model", str(result["model_id"]))
     assert code == 0
@@ -193,13 +200,13 @@ def test_missing_metadata_exits_2_and_names_the_path(tmp_path, home, capsys):
 
 
 def test_artifacts_of_the_run(home, store):
-    (run,) = inspect.list_runs(store)
-    rows = inspect.list_artifacts(store, run["run_id"])
+    (run,) = list_runs(store)
+    rows = list_artifacts(store, run["run_id"])
     by_type = {}
     for row in rows:
         by_type.setdefault(row["type"], []).append(row)
     (examples,) = by_type["Examples"]
-    assert examples["node_id"] == fk.EXAMPLE_GEN_ID and examples["origin"] == "new"
+    assert examples["node_id"] == nodes.EXAMPLE_GEN_ID and examples["origin"] == "new"
     assert examples["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
     assert examples["rejected_lines"] == 0
     (blessing,) = by_type["ModelBlessing"]
@@ -211,38 +218,38 @@ def test_artifacts_of_the_run(home, store):
 
 def test_summary_of_a_run_stopped_by_data_anomalies(anomalous_home, capsys):
     home = anomalous_home
-    store = inspect.open_store(configs.Paths(home).metadata_path)
-    summary = inspect.run_summary(store)
-    assert summary["status"] == inspect.FAILED
-    assert summary["failed_node"] == fk.ANOMALIES_GATE_ID
+    store = open_store(configs.Paths(home).metadata_path)
+    summary = run_summary(store)
+    assert summary["status"] == FAILED
+    assert summary["failed_node"] == nodes.ANOMALIES_GATE_ID
     assert fk.RATING in summary["failure"]
     assert summary["model_id"] is None and summary["eval_rmse"] is None
     assert summary["blessed"] is None and summary["pushed_path"] is None
-    assert fk.ANOMALIES_GATE_ID in summary["not_pushed_reason"]
-    assert inspect.list_models(store) == []
-    assert inspect.pushed_model(store)["pushed"] is False
-    (run,) = inspect.list_runs(store)
-    assert {fk.TRAINER_ID, fk.EVALUATOR_ID, fk.PUSHER_ID} <= set(run["not_run"])
+    assert nodes.ANOMALIES_GATE_ID in summary["not_pushed_reason"]
+    assert list_models(store) == []
+    assert pushed_model(store)["pushed"] is False
+    (run,) = list_runs(store)
+    assert {nodes.TRAINER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID} <= set(run["not_run"])
 
     code, out, _ = _cli(capsys, "--home", home)
     assert code == 0
-    assert f"FAILED at {fk.ANOMALIES_GATE_ID}" in out
+    assert f"FAILED at {nodes.ANOMALIES_GATE_ID}" in out
     assert "no model has been pushed" in out
 
 
 def test_a_model_that_was_not_blessed(unblessed_home, capsys):
     """Nothing pushed: every view says why (the RMSE bound), and lineage says it falls back to
     the latest model."""
-    store = inspect.open_store(configs.Paths(unblessed_home).metadata_path)
-    (model,) = inspect.list_models(store)
+    store = open_store(configs.Paths(unblessed_home).metadata_path)
+    (model,) = list_models(store)
     assert model["blessed"] is False and model["pushed"] is False
-    reason = inspect.pushed_model(store)["reason"]
+    reason = pushed_model(store)["reason"]
     assert f"model {model['model_id']} was not blessed" in reason
     assert "upper bound 0.01" in reason
-    summary = inspect.run_summary(store, inspect.list_runs(store)[0]["run_id"])
+    summary = run_summary(store, list_runs(store)[0]["run_id"])
     assert summary["not_pushed_reason"] == reason and summary["blessed"] is False
 
-    result = inspect.lineage(store)
+    result = lineage(store)
     assert result["model"]["id"] == model["model_id"] and result["chosen"] != "pushed"
     code, out, _ = _cli(capsys, "--home", unblessed_home, "lineage")
     assert code == 0
@@ -251,25 +258,3 @@ def test_a_model_that_was_not_blessed(unblessed_home, capsys):
 
     code, out, _ = _cli(capsys, "--home", unblessed_home, "summary", "--run", "no-such-run")
     assert code == 2
-
-
-def test_members_the_trainer_skipped_are_shown_with_the_reason():
-    from pipeline import metadata_reader
-    reason = "5,000,000 training ratings exceed autorec_max_ratings=2,000,000"
-    metrics = {"members": [{"name": "mf", "val_rmse": 0.8}],
-               "blend": {"names": ["mf"], "weights": [1.0], "intercept": 0.0},
-               "skipped_members": {"item_autorec": reason, "user_autorec": reason}}
-    training = metadata_reader.training_members(metrics)
-    assert training["skipped"] == metrics["skipped_members"]
-    assert metadata_reader.training_members({"members": []})["skipped"] == {}
-    run = dict.fromkeys(("run_id", "started", "duration_s", "failed_node", "failure",
-                         "model_id", "eval_rmse", "eval_mae", "eval_example_count", "blessed",
-                         "pushed_path", "not_pushed_reason"),
-                        None)
-    run.update(status="COMPLETE", cached=0, blend=training["blend"],
-               skipped_members=training["skipped"])
-    lines = inspect.summary_lines(run)
-    (line,) = [line for line in lines if "not trained" in line]
-    assert f"item_autorec, user_autorec: {reason}" in line
-    run["skipped_members"] = None
-    assert not [line for line in inspect.summary_lines(run) if "not trained" in line]

@@ -10,21 +10,21 @@ import pytest
 from google.protobuf import json_format
 from tensorflow_model_analysis.proto import config_pb2
 
-from kiko_model import features as fk
-from pipeline import configs, kubeflow_v2_runner
-from pipeline.kiko_pipeline import RUN_FN
+from kiko.pipeline import nodes
+from kiko.pipeline import configs, kubeflow_v2_runner
+from kiko.pipeline.kiko_pipeline import RUN_FN
 from tests.conftest import SCHEMA_PATH
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "registry.example/kiko:test"
 ROOT = "gs://bucket/kiko"
 DATA = "gs://bucket/data/ml-1m.zip"
-BEAM_NODES = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.EVALUATOR_ID)
-COMPONENTS = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID, fk.EXAMPLE_VALIDATOR_ID,
-              fk.ANOMALIES_GATE_ID, fk.TRAINER_ID, fk.EVALUATOR_ID, fk.PUSHER_ID)
+BEAM_NODES = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.EVALUATOR_ID)
+COMPONENTS = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID, nodes.EXAMPLE_VALIDATOR_ID,
+              nodes.ANOMALIES_GATE_ID, nodes.TRAINER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID)
 # The compiler splits TFX's LatestBlessedModelStrategy into two queries.
-BLESSING_QUERY = f"{fk.MODEL_RESOLVER_ID}-model-blessing-resolver"
-MODEL_QUERY = f"{fk.MODEL_RESOLVER_ID}-model-resolver"
+BLESSING_QUERY = f"{nodes.MODEL_RESOLVER_ID}-model-blessing-resolver"
+MODEL_QUERY = f"{nodes.MODEL_RESOLVER_ID}-model-resolver"
 
 
 def _compile(tmp_path, *extra, env=None):
@@ -56,14 +56,14 @@ def _parameter(spec, node, name):
 
 
 def test_every_component_is_a_task_in_the_image_with_its_executor(spec):
-    from pipeline.kubeflow_v2_runner import build, parse_args
+    from kiko.pipeline.kubeflow_v2_runner import build, parse_args
 
     pipeline = build(parse_args(["--image", IMAGE, "--pipeline-root", ROOT, "--data", DATA]))
     expected = {c.id: f"{c.executor_spec.executor_class.__module__}."
                        f"{c.executor_spec.executor_class.__name__}"
-                for c in pipeline.components if c.id != fk.MODEL_RESOLVER_ID}
+                for c in pipeline.components if c.id != nodes.MODEL_RESOLVER_ID}
     assert set(expected) == set(COMPONENTS)
-    assert expected[fk.EXAMPLE_GEN_ID] == "components.movielens_example_gen.executor.Executor"
+    assert expected[nodes.EXAMPLE_GEN_ID] == "kiko.components.movielens_example_gen.executor.Executor"
     assert set(_tasks(spec)) == set(COMPONENTS) | {BLESSING_QUERY, MODEL_QUERY}
     for node, executor_class in expected.items():
         container = _executor(spec, node)["container"]
@@ -74,13 +74,13 @@ def test_every_component_is_a_task_in_the_image_with_its_executor(spec):
 
 
 def test_trainer_module_schema_and_data_resolve_inside_the_image(spec):
-    assert _parameter(spec, fk.TRAINER_ID, "run_fn") == RUN_FN
+    assert _parameter(spec, nodes.TRAINER_ID, "run_fn") == RUN_FN
     image_schema = configs.image_schema_path(has_users=True, has_movies=True)
-    assert _parameter(spec, fk.SCHEMA_GEN_ID, "schema_file") == image_schema
+    assert _parameter(spec, nodes.SCHEMA_GEN_ID, "schema_file") == image_schema
     assert image_schema == os.path.join(configs.IMAGE_KIKO_DIR, os.path.relpath(SCHEMA_PATH, REPO))
-    assert _parameter(spec, fk.EXAMPLE_GEN_ID, "input_base") == "gs://bucket/data"
-    assert "ml-1m.zip" in _parameter(spec, fk.EXAMPLE_GEN_ID, "input_config")
-    assert f'"{ROOT}/serving_model"' in _parameter(spec, fk.PUSHER_ID, "push_destination")
+    assert _parameter(spec, nodes.EXAMPLE_GEN_ID, "input_base") == "gs://bucket/data"
+    assert "ml-1m.zip" in _parameter(spec, nodes.EXAMPLE_GEN_ID, "input_config")
+    assert f'"{ROOT}/serving_model"' in _parameter(spec, nodes.PUSHER_ID, "push_destination")
 
 
 def test_beam_arguments_reach_the_beam_components_only(spec):
@@ -88,7 +88,7 @@ def test_beam_arguments_reach_the_beam_components_only(spec):
         args = _executor(spec, node)["container"]["args"]
         beam = "--runner=DataflowRunner" in args and "--region=europe-west4" in args
         assert beam == (node in BEAM_NODES), node
-    driver = _executor(spec, fk.EXAMPLE_GEN_ID)["container"]["lifecycle"]["preCacheCheck"]
+    driver = _executor(spec, nodes.EXAMPLE_GEN_ID)["container"]["lifecycle"]["preCacheCheck"]
     assert "--runner=DataflowRunner" in driver["args"]
 
 
@@ -101,19 +101,19 @@ def test_caching_survives_and_can_be_turned_off(spec, tmp_path):
 
 def test_gate_thresholds_blessing_and_push_survive(spec):
     """Evaluator thresholds -> blessing -> Pusher, against the latest blessed model."""
-    eval_config = json_format.Parse(_parameter(spec, fk.EVALUATOR_ID, "eval_config"),
+    eval_config = json_format.Parse(_parameter(spec, nodes.EVALUATOR_ID, "eval_config"),
                                     config_pb2.EvalConfig())
     thresholds = [t.threshold for spec_ in eval_config.metrics_specs
                   for m in spec_.metrics for t in m.per_slice_thresholds]
     assert [t.value_threshold.upper_bound.value for t in thresholds] == [0.95]
     assert [t.change_threshold.absolute.value for t in thresholds] == [0.02]
 
-    evaluator = _tasks(spec)[fk.EVALUATOR_ID]["inputs"]["artifacts"]
+    evaluator = _tasks(spec)[nodes.EVALUATOR_ID]["inputs"]["artifacts"]
     assert evaluator["baseline_model"]["taskOutputArtifact"]["producerTask"] == MODEL_QUERY
-    assert evaluator["model"]["taskOutputArtifact"]["producerTask"] == fk.TRAINER_ID
-    pusher = _tasks(spec)[fk.PUSHER_ID]["inputs"]["artifacts"]
+    assert evaluator["model"]["taskOutputArtifact"]["producerTask"] == nodes.TRAINER_ID
+    pusher = _tasks(spec)[nodes.PUSHER_ID]["inputs"]["artifacts"]
     assert pusher["model_blessing"]["taskOutputArtifact"] == {
-        "producerTask": fk.EVALUATOR_ID, "outputArtifactKey": "blessing"}
+        "producerTask": nodes.EVALUATOR_ID, "outputArtifactKey": "blessing"}
     queries = _executor(spec, BLESSING_QUERY)["resolver"]["outputArtifactQueries"]
     assert re.search(r"metadata\.blessed\.number_value=1\b", queries["model_blessing"]["filter"])
 
@@ -128,8 +128,8 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     job = json.loads(output.read_text())
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://env-bucket/root"
     spec = job["pipelineSpec"]
-    assert _executor(spec, fk.STATISTICS_GEN_ID)["container"]["image"] == "env.example/kiko:1"
-    assert "--runner=FlinkRunner" in _executor(spec, fk.EVALUATOR_ID)["container"]["args"]
+    assert _executor(spec, nodes.STATISTICS_GEN_ID)["container"]["image"] == "env.example/kiko:1"
+    assert "--runner=FlinkRunner" in _executor(spec, nodes.EVALUATOR_ID)["container"]["args"]
 
 
 @pytest.mark.parametrize("missing", ["--image", "--pipeline-root", "--data"])
@@ -158,7 +158,7 @@ def test_data_must_name_a_file():
 
 def test_a_metadata_setting_is_refused_not_dropped(small_movielens, tmp_path):
     """The local runner's pipeline carries SQLite ML Metadata: Kubeflow would drop it."""
-    from pipeline import local_runner
+    from kiko.pipeline import local_runner
 
     local = local_runner.build(local_runner.parse_args(
         ["--data", small_movielens.out_dir, "--home", str(tmp_path)]))
@@ -180,7 +180,7 @@ def test_dockerfile_installs_kiko_where_the_pipeline_reads_it():
 def test_container_command_runs_a_compiled_step(spec, tmp_path):
     """ImportSchemaGen's step as the container runs it (command, executor, invocation JSON),
     with the schema path of this checkout instead of the image's."""
-    container = _executor(spec, fk.SCHEMA_GEN_ID)["container"]
+    container = _executor(spec, nodes.SCHEMA_GEN_ID)["container"]
     schema_uri = str(tmp_path / "schema")
     invocation = {
         "inputs": {"parameters": {"schema_file": {"stringValue": SCHEMA_PATH}}},

@@ -1,6 +1,5 @@
-"""Unit tests of the rating model on a tiny generated data set (a few seconds of training each)."""
-
-import kiko_model  # noqa: F401  (selects Keras 2; must precede TensorFlow)
+"""The trained rating model on a tiny generated data set: members, blend, predictions,
+recommendations and the exported SavedModel (a few seconds of training each)."""
 
 import dataclasses
 
@@ -8,14 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kiko_data import synthetic
-from kiko_data.movielens.reading import read_ratings, read_side_records
-from kiko_data.movielens.source import resolve_source
-from kiko_model import data
-from kiko_model import features as fk
-from kiko_model import model as km
-from kiko_model.hparams import HParams
-from kiko_model.layers import AutoRec
+from kiko.data import synthetic
+from kiko.data.movielens.reading import read_ratings, read_side_records
+from kiko.data.movielens.source import resolve_source
+from kiko.model import blend, data, serving, training, vocabulary
+from kiko.model import features as fk
+from kiko.model.hparams import HParams
+from kiko.model.member import ITEM_AUTOREC, MF, USER_AUTOREC
 
 # Small and quick, given as strings the way a CLI or pipeline config passes them.
 TINY_OVERRIDES = {"embedding_dim": "8", "autorec_units": "16", "user_autorec_units": "12",
@@ -56,8 +54,8 @@ def splits(tmp_path_factory):
     report = synthetic.generate(str(tmp_path_factory.mktemp("tiny")), synthetic.GeneratorConfig(
         n_users=60, n_movies=80, n_ratings=3000, seed=1))
     examples = _load(report)
-    train, test = km.split_validation(examples, 0.1, seed=0)
-    fit, val = km.split_validation(train, 0.1, seed=1)
+    train, test = data.split_validation(examples, 0.1, seed=0)
+    fit, val = data.split_validation(train, 0.1, seed=1)
     return fit, val, test
 
 
@@ -85,7 +83,7 @@ def recorder():
 @pytest.fixture(scope="module")
 def trained(splits, hparams, recorder, tmp_path_factory):
     fit, val, _ = splits
-    return km.train_model(fit, val, hparams, log_dir=str(tmp_path_factory.mktemp("logs")),
+    return training.train_model(fit, val, hparams, log_dir=str(tmp_path_factory.mktemp("logs")),
                           callbacks=[recorder])
 
 
@@ -101,38 +99,23 @@ def _member(trained, name):
     return next(m for m in trained.model.members if m.name == name)
 
 
-# --- hyperparameters ----------------------------------------------------------------------------
-
-def test_overrides_convert_strings_and_reject_bad_input():
-    hp = HParams().with_overrides({"embedding_dim": "12", "learning_rate": "0.5",
-                                   "blend": "false", "patience": 4})
-    assert (hp.embedding_dim, hp.learning_rate, hp.blend, hp.patience) == (12, 0.5, False, 4)
-    assert hp.to_dict()["embedding_dim"] == 12
-    with pytest.raises(ValueError, match="embeding_dim"):
-        HParams().with_overrides({"embeding_dim": "12"})
-    with pytest.raises(ValueError, match="batch_size"):
-        HParams().with_overrides({"batch_size": "large"})
-    with pytest.raises(ValueError, match="blend"):
-        HParams().with_overrides({"blend": "maybe"})
-    with pytest.raises(ValueError, match="validation_fraction"):
-        HParams().with_overrides({"validation_fraction": "1.5"})
-
+# --- what the model is built from ---------------------------------------------------------------
 
 def test_overrides_reach_the_model(trained, hparams):
-    assert trained.model.member_names == [km.MF, km.ITEM_AUTOREC, km.USER_AUTOREC]
-    assert _member(trained, km.MF).factorization.user_factors.shape[1] == 8
-    assert _member(trained, km.ITEM_AUTOREC).autorec.encoder.shape[1] == 16
-    assert _member(trained, km.USER_AUTOREC).autorec.encoder.shape[1] == 12
+    assert trained.model.member_names == [MF, ITEM_AUTOREC, USER_AUTOREC]
+    assert _member(trained, MF).factorization.user_factors.shape[1] == 8
+    assert _member(trained, ITEM_AUTOREC).autorec.encoder.shape[1] == 16
+    assert _member(trained, USER_AUTOREC).autorec.encoder.shape[1] == 12
 
 
 def test_vocabularies_and_side_features_come_from_the_training_data(trained, splits):
     fit = splits[0].columns
     n_users, n_movies = len(np.unique(fit[fk.USER_ID])), len(np.unique(fit[fk.MOVIE_ID]))
-    factorization = _member(trained, km.MF).factorization
+    factorization = _member(trained, MF).factorization
     assert factorization.user_factors.shape[0] == n_users + 1  # + the OOV row
     assert factorization.movie_factors.shape[0] == n_movies + 1
-    assert _member(trained, km.ITEM_AUTOREC).autorec.encoder.shape[0] == n_users + 1
-    assert _member(trained, km.USER_AUTOREC).autorec.encoder.shape[0] == n_movies + 1
+    assert _member(trained, ITEM_AUTOREC).autorec.encoder.shape[0] == n_users + 1
+    assert _member(trained, USER_AUTOREC).autorec.encoder.shape[0] == n_movies + 1
     # Every side feature of the data, whatever its type; the title only for the catalog.
     assert factorization.user_side.names == sorted(fk.USER_SIDE_FEATURES)
     assert factorization.movie_side.names == [fk.GENRES, fk.YEAR]
@@ -146,79 +129,6 @@ def test_vocabularies_and_side_features_come_from_the_training_data(trained, spl
     assert trained.vocabularies.rating_range == (fit[fk.RATING].min(), fit[fk.RATING].max())
 
 
-# --- layers -------------------------------------------------------------------------------------
-
-def test_autorec_dense_and_sparse_steps_compute_the_same_loss_and_gradients():
-    rng = np.random.default_rng(3)
-    n_rows, n_columns, n = 5, 7, 14
-    rows = np.repeat(np.arange(3), [5, 6, 3]).astype(np.int64)  # 3 rows of the batch
-    columns = np.concatenate([rng.choice(np.arange(1, n_columns + 1), k, replace=False)
-                              for k in (5, 6, 3)]).astype(np.int32)
-    ratings = rng.integers(1, 6, n).astype(np.float32)
-    autorec = AutoRec(n_rows, n_columns, units=4, seed=0)
-    results = []
-    for dense in (True, False):
-        with tf.GradientTape() as tape:
-            prediction, penalty = autorec.reconstruct(
-                tf.constant(rows), tf.constant(columns), tf.constant(ratings),
-                tf.constant(3, tf.int64), dense)
-            loss = tf.reduce_mean(tf.square(prediction - ratings)) + 0.1 * penalty
-        gradients = [tf.convert_to_tensor(g).numpy()
-                     for g in tape.gradient(loss, autorec.trainable_variables)]
-        results.append((prediction.numpy(), penalty.numpy(), gradients))
-    (dense_prediction, dense_penalty, dense_grads), (prediction, penalty, grads) = results
-    np.testing.assert_allclose(prediction, dense_prediction, rtol=1e-5)
-    np.testing.assert_allclose(penalty, dense_penalty, rtol=1e-5)
-    # The penalty counts each entry's encoder and decoder rows.
-    encoder, decoder = autorec.encoder.numpy(), autorec.decoder.numpy()
-    expected = sum(np.sum(encoder[c] ** 2) + np.sum(decoder[c] ** 2) for c in columns)
-    np.testing.assert_allclose(penalty, expected, rtol=1e-5)
-    for dense_grad, grad in zip(dense_grads, grads):
-        np.testing.assert_allclose(grad, dense_grad, rtol=1e-4, atol=1e-6)
-
-
-def test_autorec_batches_cover_every_row_once_per_epoch_in_seeded_order():
-    rng = np.random.default_rng(0)
-    rows = rng.integers(1, 60, 4000)
-    rows[rows == 7] = 8  # row 7 has no ratings: never in a batch
-    matrix = km._RatingRows(rows, rng.integers(1, 30, 4000),
-                            rng.uniform(1, 5, 4000).astype(np.float32), 60, 30)
-    dataset, steps = matrix.batches(max_rows=8, max_ratings=10**6, seed=3, epochs=3)
-    batches = [batch["rows"].numpy() for batch in dataset]
-    assert steps == 8 and len(batches) == 3 * steps  # ceil(58 rows with ratings / 8)
-    epochs = [np.concatenate(batches[e * steps:(e + 1) * steps]) for e in range(3)]
-    with_ratings = np.flatnonzero(matrix.counts)
-    for order in epochs:
-        assert np.array_equal(np.sort(order), with_ratings)
-    assert max(map(len, batches)) - min(map(len, batches)) <= 1
-    assert not np.array_equal(epochs[0], epochs[1])  # a fresh permutation every epoch
-    again = [batch["rows"].numpy() for batch in matrix.batches(8, 10**6, 3, 3)[0]]
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
-    # The ratings bound also sets the number of steps.
-    assert matrix.batches(max_rows=1000, max_ratings=500, seed=3, epochs=1)[1] == 8
-
-
-def test_lazy_adam_updates_only_the_rows_of_the_batch():
-    table = tf.Variable(np.ones((4, 2), np.float32))
-    optimizer = km.LazyAdam(0.1)
-    for _ in range(2):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.gather(table, [1, 1, 3]) ** 2)
-        optimizer.apply_gradients([(tape.gradient(loss, table), table)])
-    values = table.numpy()
-    np.testing.assert_array_equal(values[[0, 2]], 1.0)  # untouched rows, moments included
-    assert np.all(values[[1, 3]] < 1.0)
-    reference = tf.Variable(np.ones((4, 2), np.float32))
-    dense = tf.keras.optimizers.legacy.Adam(0.1)
-    for _ in range(2):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.gather(reference, [1, 1, 3]) ** 2)
-        dense.apply_gradients([(tf.convert_to_tensor(tape.gradient(loss, reference)),
-                                reference)])
-    # Rows that get a gradient every step follow Adam exactly.
-    np.testing.assert_allclose(values[[1, 3]], reference.numpy()[[1, 3]], rtol=1e-6)
-
-
 # --- training -----------------------------------------------------------------------------------
 
 def test_each_member_trains_with_early_stopping_and_reports_its_epochs(trained, hparams):
@@ -228,7 +138,7 @@ def test_each_member_trains_with_early_stopping_and_reports_its_epochs(trained, 
     for member in trained.members:
         entries = [e for e in history if e["stage"] == member["name"]]
         assert len(entries) == member["epochs_run"] >= 1
-        assert member["epochs_run"] <= (hparams.epochs if member["name"] == km.MF
+        assert member["epochs_run"] <= (hparams.epochs if member["name"] == MF
                                         else hparams.autorec_epochs)
         best = entries[member["best_epoch"] - 1]
         assert member["val_rmse"] == best["val_rmse"] == min(e["val_rmse"] for e in entries)
@@ -238,10 +148,11 @@ def test_each_member_trains_with_early_stopping_and_reports_its_epochs(trained, 
                 assert np.isfinite(entry[key]), (key, entry)
             assert entry["val_rmse"] == pytest.approx(entry["val_mse"] ** 0.5, rel=1e-5)
         assert entries[-1]["train_loss"] < entries[0]["train_loss"]
-    mf = [e for e in history if e["stage"] == km.MF]
+    mf = [e for e in history if e["stage"] == MF]
     assert min(e["val_rmse"] for e in mf) < mf[0]["val_rmse"]
     assert trained.blend["names"] == trained.model.member_names
-    assert len(trained.blend["weights"]) == 3 and len(trained.blend_weights) == 4
+    assert len(trained.blend["weights"]) == 3
+    assert np.isfinite(trained.blend["intercept"])
 
 
 def test_early_stopping_keeps_the_best_epoch(splits, hparams):
@@ -249,14 +160,14 @@ def test_early_stopping_keeps_the_best_epoch(splits, hparams):
     # A learning rate so high that validation RMSE soon gets worse: training stops early
     # and the best epoch's weights are the ones kept.
     hp = dataclasses.replace(hparams, blend=False, learning_rate=0.3, epochs=30, patience=2)
-    result = km.train_model(fit, val, hp)
+    result = training.train_model(fit, val, hp)
     (member,) = result.members
     assert member["epochs_run"] < 30
     assert member["epochs_run"] == member["best_epoch"] + hp.patience
     known = (result.vocabularies.user_index(val.columns[fk.USER_ID]) > 0) & (
         result.vocabularies.movie_index(val.columns[fk.MOVIE_ID]) > 0)
     mf = result.model.members[0]
-    index = km._indexed(val, result.vocabularies)
+    index = vocabulary.indexed(val, result.vocabularies)
     prediction = mf.clip(mf.predict_pairs(tf.constant(index["user_index"][known]),
                                           tf.constant(index["movie_index"][known])))
     assert _rmse(prediction, val.columns[fk.RATING][known]) == pytest.approx(
@@ -266,19 +177,19 @@ def test_early_stopping_keeps_the_best_epoch(splits, hparams):
 def test_autorecs_are_not_trained_above_their_size_limit(splits, hparams):
     fit, val, test = splits
     n = len(fit)
-    assert km.autorecs_skipped(n, dataclasses.replace(hparams, autorec_max_ratings=n)) == {}
-    assert km.autorecs_skipped(n, dataclasses.replace(hparams, autorec_max_ratings=0)) == {}
-    assert km.autorecs_skipped(n, dataclasses.replace(
-        hparams, autorec_max_ratings=n - 1, user_autorec=False)).keys() == {km.ITEM_AUTOREC}
+    assert training.autorecs_skipped(n, dataclasses.replace(hparams, autorec_max_ratings=n)) == {}
+    assert training.autorecs_skipped(n, dataclasses.replace(hparams, autorec_max_ratings=0)) == {}
+    assert training.autorecs_skipped(n, dataclasses.replace(
+        hparams, autorec_max_ratings=n - 1, user_autorec=False)).keys() == {ITEM_AUTOREC}
     hp = dataclasses.replace(hparams, autorec_max_ratings=n - 1, epochs=3)
-    result = km.train_model(fit, val, hp)
-    assert set(result.skipped) == {km.ITEM_AUTOREC, km.USER_AUTOREC}
+    result = training.train_model(fit, val, hp)
+    assert set(result.skipped) == {ITEM_AUTOREC, USER_AUTOREC}
     assert f"{n:,} training ratings exceed autorec_max_ratings={n - 1:,}" in (
-        result.skipped[km.ITEM_AUTOREC])
-    assert [m["name"] for m in result.members] == result.model.member_names == [km.MF]
-    assert {e["stage"] for e in result.history} == {km.MF}
-    assert result.blend["names"] == [km.MF] and len(result.blend["weights"]) == 1
-    prediction = km.predict(result.model, test.columns)
+        result.skipped[ITEM_AUTOREC])
+    assert [m["name"] for m in result.members] == result.model.member_names == [MF]
+    assert {e["stage"] for e in result.history} == {MF}
+    assert result.blend["names"] == [MF] and len(result.blend["weights"]) == 1
+    prediction = serving.predict(result.model, test.columns)
     assert np.all(np.isfinite(prediction)) and prediction.shape == (len(test),)
 
 
@@ -293,7 +204,7 @@ def test_callbacks_and_tensorboard_see_every_epoch(trained, recorder, tmp_path_f
 
 def test_model_beats_the_global_mean_on_held_out_data(trained, splits):
     fit, _, test = splits
-    pred = km.predict(trained.model, test.columns)
+    pred = serving.predict(trained.model, test.columns)
     labels = test.columns[fk.RATING]
     baseline = _rmse(np.full(len(labels), fit.columns[fk.RATING].mean()), labels)
     assert _rmse(pred, labels) < baseline
@@ -301,7 +212,7 @@ def test_model_beats_the_global_mean_on_held_out_data(trained, splits):
 
 def test_predictions_have_the_right_shape_and_are_clipped(trained, splits):
     test = splits[2].columns
-    pred = km.predict(trained.model, test)
+    pred = serving.predict(trained.model, test)
     assert pred.dtype == np.float32 and pred.shape == test[fk.RATING].shape
     assert np.all(np.isfinite(pred))
     # Extreme pairs: push the blend outside the rating range and check the clip holds.
@@ -314,22 +225,22 @@ def test_predictions_have_the_right_shape_and_are_clipped(trained, splits):
     extreme[0, 0] = 10.0
     trained.model.blend_weights.assign(extreme)
     try:
-        assert np.all(km.predict(trained.model, test)[known] == vocab.rating_range[1])
+        assert np.all(serving.predict(trained.model, test)[known] == vocab.rating_range[1])
     finally:
         trained.model.blend_weights.assign(weights)
-    assert np.array_equal(km.predict(trained.model, test), pred)
+    assert np.array_equal(serving.predict(trained.model, test), pred)
 
 
 def test_unknown_ids_fall_back_to_the_known_biases(trained, splits):
     model, fit = trained.model, splits[0].columns
     movie = fit[fk.MOVIE_ID][0]
     user = fit[fk.USER_ID][0]
-    pred = km.predict(model, {fk.USER_ID: np.array([UNKNOWN_USER, UNKNOWN_USER + 7, user,
+    pred = serving.predict(model, {fk.USER_ID: np.array([UNKNOWN_USER, UNKNOWN_USER + 7, user,
                                                     UNKNOWN_USER]),
                               fk.MOVIE_ID: np.array([movie, movie, UNKNOWN_MOVIE,
                                                      UNKNOWN_MOVIE])})
     assert np.all(np.isfinite(pred))
-    factorization = _member(trained, km.MF).factorization
+    factorization = _member(trained, MF).factorization
     vocab = trained.vocabularies
     u, m = vocab.user_index([user])[0], vocab.movie_index([movie])[0]
     mu = float(factorization.global_mean.numpy())
@@ -350,17 +261,17 @@ def test_ids_only_half_star_data_trains_deterministically_and_recommends(splits,
         for s in splits]
     fit, val, test = (_ids_only(s) for s in half)
     hp = dataclasses.replace(hparams, epochs=4, autorec_epochs=2)
-    first, second = km.train_model(fit, val, hp), km.train_model(fit, val, hp)
+    first, second = training.train_model(fit, val, hp), training.train_model(fit, val, hp)
     assert first.model.members[0].factorization.user_side is None
     assert first.vocabularies.rating_range == (0.5, 5.0)
     keys = ("train_loss", "val_loss", "val_rmse", "val_mae")
     for a, b in zip(first.history, second.history, strict=True):
         np.testing.assert_allclose([a[k] for k in keys], [b[k] for k in keys], rtol=1e-6)
-    pred = km.predict(first.model, test.columns)
-    np.testing.assert_allclose(pred, km.predict(second.model, test.columns), atol=1e-6)
+    pred = serving.predict(first.model, test.columns)
+    np.testing.assert_allclose(pred, serving.predict(second.model, test.columns), atol=1e-6)
     assert pred.min() >= 0.5 and pred.max() <= 5.0
-    other = km.train_model(fit, val, dataclasses.replace(hp, seed=hp.seed + 1))
-    assert not np.allclose(pred, km.predict(other.model, test.columns))
+    other = training.train_model(fit, val, dataclasses.replace(hp, seed=hp.seed + 1))
+    assert not np.allclose(pred, serving.predict(other.model, test.columns))
     recommended = first.model.recommend(tf.constant([int(fit.columns[fk.USER_ID][0])], tf.int64),
                                         tf.constant(5))
     assert recommended[fk.RECOMMENDED_MOVIE_IDS].shape == (1, 5)
@@ -368,7 +279,7 @@ def test_ids_only_half_star_data_trains_deterministically_and_recommends(splits,
         first.vocabularies.movie_ids)
 
 
-# --- export -------------------------------------------------------------------------------------
+# --- recommendations and the exported SavedModel ------------------------------------------------
 
 def _example(data: dict, row: int, side: bool) -> bytes:
     """A tf.Example of row ``row`` of ``data``; ``side``: with (arbitrary) side features."""
@@ -390,7 +301,7 @@ def _example(data: dict, row: int, side: bool) -> bytes:
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
-    export_dir = km.export_saved_model(trained.model, str(tmp_path_factory.mktemp("export")))
+    export_dir = serving.export_saved_model(trained.model, str(tmp_path_factory.mktemp("export")))
     return tf.saved_model.load(export_dir)
 
 
@@ -412,7 +323,7 @@ def _cold_start_order(fit: data.Examples, val: data.Examples, vocab) -> np.ndarr
     ratings = np.concatenate([fit[fk.RATING], val[fk.RATING]]).astype(np.float64)
     keep = (vocab.user_index(users) > 0) & (vocab.movie_index(movies) > 0)
     movies, ratings = movies[keep], ratings[keep]
-    prior, mean = km.COLD_START_PRIOR_RATINGS, ratings.mean()
+    prior, mean = blend.COLD_START_PRIOR_RATINGS, ratings.mean()
     score = {m: (ratings[movies == m].sum() + prior * mean) / ((movies == m).sum() + prior)
              for m in vocab.movie_ids}
     return np.array(sorted(vocab.movie_ids, key=lambda m: (-score[m], m)), np.int64)
@@ -435,16 +346,16 @@ def test_recommend_returns_the_best_unrated_movies_by_brute_force(trained, split
     assert ids.shape == ratings.shape == (len(known) + 1, k)
     for row, user in enumerate(known):
         candidates = np.array(sorted(set(vocab.movie_ids.tolist()) - rated[user]), np.int64)
-        predicted = km.predict(model, {fk.USER_ID: np.full(len(candidates), user),
+        predicted = serving.predict(model, {fk.USER_ID: np.full(len(candidates), user),
                                        fk.MOVIE_ID: candidates})
         np.testing.assert_allclose(ratings[row], np.sort(predicted)[::-1][:k], atol=1e-5)
         assert set(ids[row]) <= set(candidates) and len(set(ids[row])) == k
         np.testing.assert_allclose(
-            ratings[row], km.predict(model, {fk.USER_ID: np.full(k, user),
+            ratings[row], serving.predict(model, {fk.USER_ID: np.full(k, user),
                                              fk.MOVIE_ID: ids[row]}), atol=1e-5)
     # An unknown user: the popular, well-rated movies, with the model's (fallback) ratings.
     np.testing.assert_array_equal(ids[-1], _cold_start_order(fit, val, vocab)[:k])
-    np.testing.assert_allclose(ratings[-1], km.predict(
+    np.testing.assert_allclose(ratings[-1], serving.predict(
         model, {fk.USER_ID: np.full(k, UNKNOWN_USER), fk.MOVIE_ID: ids[-1]}), atol=1e-5)
 
 
@@ -474,38 +385,22 @@ def test_saved_model_signatures_match_the_in_memory_model(trained, splits, tmp_p
     for key in (fk.USER_ID, fk.MOVIE_ID):  # one unknown user and one unknown movie
         test[key] = test[key].copy()
     test[fk.USER_ID][0], test[fk.MOVIE_ID][1] = UNKNOWN_USER, UNKNOWN_MOVIE
-    expected = km.predict(trained.model, test)
+    expected = serving.predict(trained.model, test)
 
-    export_dir = km.export_saved_model(trained.model, str(tmp_path / "model"))
+    export_dir = serving.export_saved_model(trained.model, str(tmp_path / "model"))
     loaded = tf.saved_model.load(export_dir)
-    assert set(loaded.signatures) == {km.SERVING_SIGNATURE, km.PREDICT_SIGNATURE,
+    assert set(loaded.signatures) == {fk.SERVING_SIGNATURE, fk.PREDICT_SIGNATURE,
                                       fk.RECOMMEND_SIGNATURE}
 
-    by_ids = loaded.signatures[km.PREDICT_SIGNATURE](
+    by_ids = loaded.signatures[fk.PREDICT_SIGNATURE](
         user_id=tf.constant(test[fk.USER_ID]), movie_id=tf.constant(test[fk.MOVIE_ID]))
-    assert by_ids[km.OUTPUT_KEY].dtype == tf.float32
-    np.testing.assert_allclose(by_ids[km.OUTPUT_KEY].numpy(), expected, atol=1e-5)
+    assert by_ids[fk.PREDICTION_KEY].dtype == tf.float32
+    np.testing.assert_allclose(by_ids[fk.PREDICTION_KEY].numpy(), expected, atol=1e-5)
 
     rows = range(len(test[fk.RATING]))
-    serve = loaded.signatures[km.SERVING_SIGNATURE]
+    serve = loaded.signatures[fk.SERVING_SIGNATURE]
     for side in (True, False):
         examples = tf.constant([_example(test, i, side) for i in rows])
-        out = serve(examples=examples)[km.OUTPUT_KEY].numpy()
+        out = serve(examples=examples)[fk.PREDICTION_KEY].numpy()
         assert out.shape == expected.shape
         np.testing.assert_allclose(out, expected, atol=1e-5)
-
-
-def test_movie_catalog_round_trips_through_the_saved_model_folder(tmp_path):
-    catalog = {fk.MOVIE_ID: np.array([3, 12], np.int64),
-               fk.TITLE: ["Misérables, Les (1995)", 'Odd\ttitle with "quotes"'],
-               fk.GENRES: [("Drama", "Musical"), ()]}
-    path = km.write_movie_catalog(catalog, str(tmp_path))
-    assert path == str(tmp_path / fk.SAVED_MODEL_EXTRA_DIR / fk.MOVIE_CATALOG_FILE)
-    with open(path, encoding="utf-8") as f:
-        assert f.read().splitlines() == ["movie_id\ttitle\tgenres",
-                                         "3\tMisérables, Les (1995)\tDrama|Musical",
-                                         '12\tOdd title with "quotes"\t']
-    assert km.read_movie_catalog(str(tmp_path)) == {
-        3: ("Misérables, Les (1995)", ("Drama", "Musical")),
-        12: ('Odd title with "quotes"', ())}
-    assert km.read_movie_catalog(str(tmp_path / "elsewhere")) is None

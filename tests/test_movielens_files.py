@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from tfx.dsl.io import fileio
 
-from kiko_data import synthetic
-from kiko_data.movielens import ml100k, ml10m, ml1m, ml20m
-from kiko_data.movielens.files import (
+from kiko.data import synthetic
+from kiko.data.movielens import ml100k, ml10m, ml1m, mlcsv
+from kiko.data.movielens.files import (
     Chunk, FileRef, plan_chunks, read_chunk_lines, stage)
-from kiko_data.movielens.reading import read_side_file
-from kiko_data.movielens.source import Source, resolve_source
+from kiko.data.movielens.reading import read_side_file
+from kiko.data.movielens.source import Source, resolve_source
 
 LAYOUT_NAMES = ("ml-100k", "ml-1m", "ml-10m", "ml-csv")
 
@@ -212,6 +212,6 @@ def test_data_on_a_non_local_filesystem(generated):
 
 def test_layout_modules_agree_with_the_generator(generated):
     for layout, module_file in (("ml-100k", ml100k.RATINGS_FILE), ("ml-1m", ml1m.RATINGS_FILE),
-                                ("ml-10m", ml1m.RATINGS_FILE), ("ml-csv", ml20m.RATINGS_FILE)):
+                                ("ml-10m", ml1m.RATINGS_FILE), ("ml-csv", mlcsv.RATINGS_FILE)):
         assert Path(generated[layout].ratings_path).name == module_file
     assert (Path(generated["ml-10m"].out_dir) / ml10m.TAGS_FILE).is_file()

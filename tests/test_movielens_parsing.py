@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from kiko_data.movielens import LAYOUTS, ml100k, ml10m, ml1m, ml20m
-from kiko_data.movielens.files import FileRef
-from kiko_data.movielens.reading import (
+from kiko.data.movielens import LAYOUTS, ml100k, ml10m, ml1m, mlcsv
+from kiko.data.movielens.files import FileRef
+from kiko.data.movielens.reading import (
     HeaderError, LineFacts, decode, iter_records, read_side_file)
-from kiko_data.movielens.records import (
+from kiko.data.movielens.records import (
     MAX_INT64, LineError, Movie, MovieLensFormatError, Rating, User, is_blank, parse_int,
     parse_rating_value, parse_year)
 
@@ -172,9 +172,9 @@ def test_movies_lines_of_every_layout():
         1, "Toy Story (1995)", 1995, ("Animation", "Children's", "Comedy"))
     assert ml10m.LAYOUT.parse_movie("65261::Gake no ue no Ponyo (2008)::Children") == Movie(
         65261, "Gake no ue no Ponyo (2008)", 2008, ("Children",))
-    assert ml20m.parse_movie_line('11,"American President, The (1995)",Comedy|Drama|Romance') \
+    assert mlcsv.parse_movie_line('11,"American President, The (1995)",Comedy|Drama|Romance') \
         == Movie(11, "American President, The (1995)", 1995, ("Comedy", "Drama", "Romance"))
-    assert ml20m.parse_movie_line('3,"Say ""Cheese"" (1999)",(no genres listed)') == Movie(
+    assert mlcsv.parse_movie_line('3,"Say ""Cheese"" (1999)",(no genres listed)') == Movie(
         3, 'Say "Cheese" (1999)', 1999, ("(no genres listed)",))
     item = "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1" + "|0" * 13
     assert ml100k.parse_movie_line(item) == Movie(
@@ -192,9 +192,9 @@ def test_movies_lines_of_every_layout():
     (ml1m.parse_movie_line, "1::Toy Story (1995)::", "no genres"),
     (ml1m.parse_movie_line, "1::T (1995)::Drama||Comedy", "empty genre in 'Drama||Comedy'"),
     (ml1m.parse_movie_line, "1::::Drama", "empty title"),
-    (ml20m.parse_movie_line, '1,"Unclosed (1995),Drama', "bad CSV quoting (unexpected end of "
+    (mlcsv.parse_movie_line, '1,"Unclosed (1995),Drama', "bad CSV quoting (unexpected end of "
                                                         "data)"),
-    (ml20m.parse_movie_line, '1,Title (1995)', "expected 3 comma-separated fields, got 2"),
+    (mlcsv.parse_movie_line, '1,Title (1995)', "expected 3 comma-separated fields, got 2"),
     (ml100k.parse_movie_line, "1|T|d||u|2" + "|0" * 18, "genre flags must be 0 or 1, got '2|"
                                                       + "|".join(["0"] * 18) + "'"),
     (ml100k.parse_movie_line, "1|T|d||u" + "|0" * 19, "no genre flag set"),
@@ -286,11 +286,11 @@ def test_read_side_file_bad_and_duplicate_lines(tmp_path):
 def test_read_side_file_utf8_and_csv_header(tmp_path):
     ref = _write(tmp_path / "movies.csv", ["movieId,title,genres",
                                            '1,"千と千尋の神隠し, The (2001)",Animation'], "utf-8")
-    side = read_side_file(ref, ml20m.LAYOUT, "movies", skip_malformed=False)
+    side = read_side_file(ref, mlcsv.LAYOUT, "movies", skip_malformed=False)
     assert side.records[1].title == "千と千尋の神隠し, The (2001)" and side.lines_read == 1
     wrong = _write(tmp_path / "other.csv", ["id,name,genres", "1,x (2001),Drama"], "utf-8")
     with pytest.raises(HeaderError):
-        read_side_file(wrong, ml20m.LAYOUT, "movies", skip_malformed=True)
+        read_side_file(wrong, mlcsv.LAYOUT, "movies", skip_malformed=True)
 
 
 def test_latin1_bytes_are_not_line_breaks(tmp_path):

@@ -8,19 +8,20 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from components.anomalies_gate.component import DataAnomaliesError, read_anomalies
-from components.movielens_example_gen.component import locate_input, make_input_config
-from kiko_data.movielens.source import resolve_source
-from components.movielens_example_gen.spec import REJECTED_LINES_PROPERTY
-from kiko_data.movielens import ml1m
-from kiko_model import features as fk
-from pipeline.kiko_pipeline import create_pipeline
+from kiko.components.anomalies_gate.component import DataAnomaliesError, read_anomalies
+from kiko.components.movielens_example_gen.component import locate_input, make_input_config
+from kiko.data.movielens.source import resolve_source
+from kiko.components.movielens_example_gen.outputs import REJECTED_LINES_PROPERTY
+from kiko.data.movielens import ml1m
+from kiko.model import features as fk
+from kiko.pipeline import nodes
+from kiko.pipeline.kiko_pipeline import create_pipeline
 from tests.conftest import SCHEMA_PATH
 
 pytestmark = pytest.mark.slow
 
-DATA_NODES = (fk.EXAMPLE_GEN_ID, fk.STATISTICS_GEN_ID, fk.SCHEMA_GEN_ID,
-              fk.EXAMPLE_VALIDATOR_ID, fk.ANOMALIES_GATE_ID)
+DATA_NODES = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
+              nodes.EXAMPLE_VALIDATOR_ID, nodes.ANOMALIES_GATE_ID)
 
 
 def _run(data_dir, home):
@@ -78,7 +79,7 @@ def test_rating_of_seven_stops_the_run_before_training(small_movielens, tmp_path
                                                  rf".*ratings\.dat:{lines + 1}\)"):
         _run(data, home)
     store = _store(home)
-    gate = store.get_context_by_type_and_name("node", f"kiko-test.{fk.ANOMALIES_GATE_ID}")
+    gate = store.get_context_by_type_and_name("node", f"kiko-test.{nodes.ANOMALIES_GATE_ID}")
     assert [e.last_known_state for e in store.get_executions_by_context(gate.id)] == [
         metadata_store_pb2.Execution.FAILED]
     types = {t.id: t.name for t in store.get_artifact_types()}
@@ -114,7 +115,7 @@ def test_a_changed_side_file_is_not_served_from_cache(small_movielens, tmp_path)
     path.write_bytes(path.read_bytes().replace(b"Drama", b"Crime", 1))  # same size and mtime
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     _run(data, home)
-    assert _node_states(_store(home), fk.EXAMPLE_GEN_ID) == ["COMPLETE", "CACHED", "COMPLETE"]
+    assert _node_states(_store(home), nodes.EXAMPLE_GEN_ID) == ["COMPLETE", "CACHED", "COMPLETE"]
 
 
 def test_empty_input_fails_example_gen(tmp_path):
@@ -124,4 +125,4 @@ def test_empty_input_fails_example_gen(tmp_path):
     home = str(tmp_path / "home")
     with pytest.raises(Exception, match=r"no examples in split\(s\) train, eval .*0 lines read"):
         _run(data, home)
-    assert _node_states(_store(home), fk.EXAMPLE_GEN_ID) == ["FAILED"]
+    assert _node_states(_store(home), nodes.EXAMPLE_GEN_ID) == ["FAILED"]

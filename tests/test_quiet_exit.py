@@ -1,7 +1,6 @@
 """Processes that still hold a TensorFlow model at exit (Beam workers after TFMA) exit quietly:
-no `Exception ignored in: AtomicFunction.__del__` tracebacks (kiko_model/_exit.py)."""
+no `Exception ignored in: AtomicFunction.__del__` tracebacks (kiko/_exit.py)."""
 
-import kiko_model  # noqa: F401  (must stay the first import)
 
 import os
 import subprocess
@@ -16,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HOLD_MODEL = textwrap.dedent("""
     import sys
     if sys.argv[1] == "kiko":
-        import kiko_model
+        import kiko
     from apache_beam.utils import shared
     import tensorflow as tf
 
@@ -56,5 +55,5 @@ def test_processes_holding_a_model_exit_without_atomic_function_tracebacks(tmp_p
 
     noise = "Exception ignored in: <function AtomicFunction.__del__"
     assert noise in stderr_of("plain"), (
-        "TensorFlow no longer prints these tracebacks at exit: kiko_model/_exit.py can go")
+        "TensorFlow no longer prints these tracebacks at exit: kiko/_exit.py can go")
     assert noise not in stderr_of("kiko")

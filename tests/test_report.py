@@ -1,6 +1,6 @@
-"""`kiko report` on a real pipeline home, loaded in headless Chromium (slow: runs the pipeline)."""
+"""`kiko report` (kiko.report_cli, kiko.report) on a real pipeline home, loaded in headless
+Chromium (slow: runs the pipeline)."""
 
-import kiko_model  # noqa: F401  (must stay the first import)
 
 import base64
 import io
@@ -12,9 +12,10 @@ import subprocess
 import pytest
 from PIL import Image
 
-from pipeline import configs
-from pipeline import metadata_reader as reader
-from pipeline import report
+from kiko.pipeline import configs
+from kiko import report, report_cli
+from kiko.metadata.runs import run_summary
+from kiko.metadata.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +47,12 @@ def _screenshot(page: str, tmp_path) -> Image.Image:
 @pytest.fixture(scope="module")
 def first_run(pipeline_home):
     """The first run of the shared home (blessed and pushed; later tests add other runs)."""
-    return reader.open_store(configs.Paths(pipeline_home).metadata_path).runs()[0].name
+    return open_store(configs.Paths(pipeline_home).metadata_path).runs()[0].name
 
 
 def test_report_page_renders_with_every_chart(pipeline_home, first_run, tmp_path, capsys):
     out = tmp_path / "report.html"
-    assert report.main(["--home", pipeline_home, "--run", first_run, "--out", str(out)]) == 0
+    assert report_cli.main(["--home", pipeline_home, "--run", first_run, "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     page = out.read_text(encoding="utf-8")
 
@@ -66,8 +67,7 @@ def test_report_page_renders_with_every_chart(pipeline_home, first_run, tmp_path
         image.load()  # raises on a truncated or corrupt PNG
         assert image.width > 100 and image.height > 50
 
-    summary = reader.run_summary(reader.open_store(configs.Paths(pipeline_home).metadata_path),
-                                 first_run)
+    summary = run_summary(open_store(configs.Paths(pipeline_home).metadata_path), first_run)
     assert f"{summary['eval_rmse']:.4f}" in page
     assert "Blessed" in page and summary["pushed_path"] in page
     for heading in ("Data", "Training", "Evaluation (TFMA, eval split)", "Lineage"):
@@ -84,7 +84,7 @@ def test_report_page_renders_with_every_chart(pipeline_home, first_run, tmp_path
 def test_report_of_a_run_stopped_by_anomalies(anomalous_home, tmp_path):
     """A run stopped by the anomalies gate still gets a page: its data, the anomaly, and why
     nothing was trained."""
-    store = reader.open_store(configs.Paths(anomalous_home).metadata_path)
+    store = open_store(configs.Paths(anomalous_home).metadata_path)
     path = report.write_report(store, str(tmp_path / "r.html"))
     page = open(path, encoding="utf-8").read()
     assert "FAILED at AnomaliesGate" in page
@@ -99,12 +99,12 @@ def test_report_of_a_run_stopped_by_anomalies(anomalous_home, tmp_path):
 
 
 def test_report_without_a_run_says_so(tmp_path, capsys):
-    assert report.main(["--home", str(tmp_path / "none")]) == 2
+    assert report_cli.main(["--home", str(tmp_path / "none")]) == 2
     assert "no ML Metadata database" in capsys.readouterr().err
 
 
 def test_training_section_names_the_members_not_trained():
-    from pipeline import report as report_page
+    from kiko import report as report_page
     training = {"members": [{"name": "mf"}], "history": [], "blend": None, "final": None,
                 "logdir": "/x", "skipped": {"item_autorec": "too many ratings <5M>"}}
     page = report_page._training_section(training)

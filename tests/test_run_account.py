@@ -1,7 +1,6 @@
-"""The account of a run from its records (no pipeline): metrics.json in both shapes, the
-ExampleGen's data-quality record in the summary and the report."""
+"""The account of a run from its records (no pipeline): the Trainer's metrics.json, the
+ExampleGen's data-quality record in the summary lines and the report."""
 
-import kiko_model  # noqa: F401  (must stay the first import)
 
 import base64
 import io
@@ -9,9 +8,9 @@ import re
 
 from PIL import Image
 
-from pipeline import report
-from pipeline.inspect_metadata import summary_lines
-from pipeline.metadata_reader import training_members
+from kiko import report
+from kiko.metadata.training import training_members
+from kiko.summary import summary_lines
 
 HISTORY = [
     {"stage": "mf", "epoch": 1, "stage_epoch": 1, "train_loss": 0.92, "val_rmse": 0.89,
@@ -35,21 +34,11 @@ QUALITY = {
 }
 
 
-def test_members_and_blend_from_the_older_metrics_shape():
-    account = training_members({"history": HISTORY, "blend_weights": [-0.1, 0.9, 0.2]})
-    mf, autorec = account["members"]
-    assert (mf["name"], mf["val_rmse"], mf["best_epoch"], mf["epochs_run"]) == ("mf", 0.87, 2, 3)
-    assert mf["seconds"] == 7.0
-    assert (autorec["name"], autorec["epochs_run"]) == ("autorec", 1)
-    assert account["blend"] == {"names": None, "weights": [0.9, 0.2], "intercept": -0.1}
-
-
-def test_members_and_blend_of_the_newer_shape_are_taken_as_recorded():
+def test_members_and_blend_are_taken_as_recorded():
     members = [{"name": "mf", "val_rmse": 0.85, "val_mae": 0.68, "best_epoch": 7,
                 "epochs_run": 9, "seconds": 40.0}]
     blend = {"names": ["mf", "autorec"], "weights": [0.97, 0.06], "intercept": -0.11}
-    account = training_members({"history": HISTORY, "members": members, "blend": blend,
-                                "blend_weights": [0.0, 1.0, 0.0]})
+    account = training_members({"history": HISTORY, "members": members, "blend": blend})
     assert account["members"] == members and account["blend"] == blend
 
 
@@ -78,3 +67,24 @@ def test_report_draws_the_data_quality_record():
     assert cells[cells.index("lines read") + 1] == "1002"
     assert cells[cells.index("train") + 1] == "900"
     assert "nested" not in html
+
+
+def test_members_the_trainer_skipped_are_shown_with_the_reason():
+    reason = "5,000,000 training ratings exceed autorec_max_ratings=2,000,000"
+    metrics = {"members": [{"name": "mf", "val_rmse": 0.8}],
+               "blend": {"names": ["mf"], "weights": [1.0], "intercept": 0.0},
+               "skipped_members": {"item_autorec": reason, "user_autorec": reason}}
+    training = training_members(metrics)
+    assert training["skipped"] == metrics["skipped_members"]
+    assert training_members({"members": []})["skipped"] == {}
+    run = dict.fromkeys(("run_id", "started", "duration_s", "failed_node", "failure",
+                         "model_id", "eval_rmse", "eval_mae", "eval_example_count", "blessed",
+                         "pushed_path", "not_pushed_reason"),
+                        None)
+    run.update(status="COMPLETE", cached=0, blend=training["blend"],
+               skipped_members=training["skipped"])
+    lines = summary_lines(run)
+    (line,) = [line for line in lines if "not trained" in line]
+    assert f"item_autorec, user_autorec: {reason}" in line
+    run["skipped_members"] = None
+    assert not [line for line in summary_lines(run) if "not trained" in line]

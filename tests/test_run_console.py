@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pipeline import configs
-from pipeline import run_console
+from kiko.pipeline import configs
+from kiko.pipeline import run_console
 
 
 def _record(message, level=logging.INFO, name="absl", pathname="/x/site-packages/tfx/a.py"):
@@ -106,7 +106,7 @@ def test_a_failed_run_tells_where_and_why_in_a_few_lines(small_movielens, tmp_pa
     """The runner as a person starts it, on data with a malformed line: ExampleGen fails."""
     import shutil
 
-    from kiko_data.movielens import ml1m
+    from kiko.data.movielens import ml1m
 
     data = tmp_path / "data"
     shutil.copytree(small_movielens.out_dir, data)

@@ -5,9 +5,9 @@ import itertools
 import pytest
 import tensorflow_data_validation as tfdv
 
-from kiko_data.movielens import ml100k, ml1m
-from kiko_model import features as fk
-from pipeline import configs
+from kiko.data.movielens import ml100k, ml1m
+from kiko.model import features as fk
+from kiko.pipeline import configs
 
 BASE = {fk.USER_ID, fk.MOVIE_ID, fk.RATING, fk.TIMESTAMP}
 USER_SIDE = set(fk.USER_SIDE_FEATURES)

@@ -1,5 +1,5 @@
 """AnomaliesGate: fails the run when ExampleValidator found anomalies, before training."""
 
-from components.anomalies_gate.component import AnomaliesGate, DataAnomaliesError
+from kiko.components.anomalies_gate.component import AnomaliesGate, DataAnomaliesError
 
 __all__ = ["AnomaliesGate", "DataAnomaliesError"]

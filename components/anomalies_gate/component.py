@@ -16,8 +16,8 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components._tfx_internal import ANOMALIES_FILE_NAME
-from components.movielens_example_gen.spec import DATA_QUALITY_PROPERTY
+from kiko.components._tfx_internal import ANOMALIES_FILE_NAME
+from kiko.components.movielens_example_gen.outputs import DATA_QUALITY_PROPERTY
 
 _Type = anomalies_pb2.AnomalyInfo.Type
 _HIGH = {_Type.INT_TYPE_BIG_INT, _Type.FLOAT_TYPE_BIG_FLOAT}

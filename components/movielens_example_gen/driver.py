@@ -8,13 +8,14 @@ streamed) the ratings file and the side files the executor will join.
 
 from typing import Any, Dict
 
-from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components._tfx_internal import FINGERPRINT_PROPERTY_NAME, FileBasedDriver
-from components.movielens_example_gen.executor import Options, resolve_pattern
+from kiko.components._tfx_internal import (
+    FINGERPRINT_PROPERTY_NAME, FileBasedDriver, data_types)
+from kiko.components.movielens_example_gen.inputs import resolve_pattern
+from kiko.components.movielens_example_gen.options import Options
 
 
 def content_fingerprint(input_base: str, input_config: example_gen_pb2.Input,

@@ -10,8 +10,8 @@ rating costs a few dictionary look-ups.
 import struct
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from kiko_model import features as fk
-from kiko_data.movielens import Movie, Rating, User
+from kiko.model import features as fk
+from kiko.data.movielens import Movie, Rating, User
 
 FeatureValue = Union[Sequence[int], Sequence[float], Sequence[bytes]]
 

@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from kiko_model import features as fk
+from kiko.model import features as fk
 
 EXACT = "exact"
 CONFLICTING = "conflicting"

@@ -9,9 +9,9 @@ command-line parsers can list the layouts cheaply.
 
 from __future__ import annotations
 
-from kiko_data.movielens import ml100k, ml10m, ml1m, ml20m
-from kiko_data.movielens.layout import Layout
-from kiko_data.movielens.records import (
+from kiko.data.movielens import ml100k, ml10m, ml1m, mlcsv
+from kiko.data.movielens.layout import Layout
+from kiko.data.movielens.records import (
     LineError, Movie, MovieLensFormatError, Rating, User)
 
 __all__ = ["AUTO", "LAYOUTS", "LAYOUT_CHOICES", "Layout", "LineError", "Movie",
@@ -23,13 +23,13 @@ from typing import Optional
 
 AUTO = "auto"
 LAYOUTS = {layout.name: layout for layout in
-           (ml100k.LAYOUT, ml1m.LAYOUT, ml10m.LAYOUT, ml20m.LAYOUT)}
+           (ml100k.LAYOUT, ml1m.LAYOUT, ml10m.LAYOUT, mlcsv.LAYOUT)}
 LAYOUT_CHOICES = (AUTO,) + tuple(LAYOUTS)
 # GroupLens' releases (as their zips and folders are named) and the layout of each.
 RELEASE_LAYOUTS = {"ml-100k": ml100k.LAYOUT.name, "ml-1m": ml1m.LAYOUT.name,
-                   "ml-10m": ml10m.LAYOUT.name, "ml-20m": ml20m.LAYOUT.name,
-                   "ml-25m": ml20m.LAYOUT.name, "ml-32m": ml20m.LAYOUT.name,
-                   "ml-latest-small": ml20m.LAYOUT.name, "ml-latest": ml20m.LAYOUT.name}
+                   "ml-10m": ml10m.LAYOUT.name, "ml-20m": mlcsv.LAYOUT.name,
+                   "ml-25m": mlcsv.LAYOUT.name, "ml-32m": mlcsv.LAYOUT.name,
+                   "ml-latest-small": mlcsv.LAYOUT.name, "ml-latest": mlcsv.LAYOUT.name}
 RELEASE_NAME = re.compile(r"ml-(100k|1m|10m|20m|25m|32m|latest-small|latest)", re.IGNORECASE)
 
 
@@ -42,7 +42,7 @@ def layout_of_name(name: str) -> Optional[str]:
     if base in by_file:
         return by_file[base]
     if base.lower().endswith(".csv"):
-        return ml20m.LAYOUT.name
+        return mlcsv.LAYOUT.name
     match = RELEASE_NAME.search(base)
     return RELEASE_LAYOUTS[match.group(0).lower()] if match else None
 

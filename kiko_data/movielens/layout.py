@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from kiko_data.movielens.records import Movie, Rating, User
+from kiko.data.movielens.records import Movie, Rating, User
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from kiko_data.movielens import ml1m
-from kiko_data.movielens.layout import Layout
+from kiko.data.movielens import ml1m
+from kiko.data.movielens.layout import Layout
 
 ENCODING = "utf-8"
 TAGS_FILE = "tags.dat"

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from kiko_data.movielens.layout import Layout
-from kiko_data.movielens.records import (
+from kiko.data.movielens.layout import Layout
+from kiko.data.movielens.records import (
     LineError, Movie, User, parse_genres, parse_int, parse_year, rating_parser, require_text,
     split_fields)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional, TypeVar, Union
 
-from kiko_data.movielens.files import GZIP_MAGIC, UTF8_BOM, ZIP_MAGIC, FileRef
-from kiko_data.movielens.layout import Layout
-from kiko_data.movielens.records import (
+from kiko.data.movielens.files import GZIP_MAGIC, UTF8_BOM, ZIP_MAGIC, FileRef
+from kiko.data.movielens.layout import Layout
+from kiko.data.movielens.records import (
     LineError, Movie, MovieLensFormatError, Rating, User, is_blank)
 
 

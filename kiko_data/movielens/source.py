@@ -14,9 +14,9 @@ from typing import Iterable, Optional
 
 from tfx.dsl.io import fileio
 
-from kiko_data.movielens import AUTO, LAYOUTS, RELEASE_NAME, get_layout, ml10m, ml1m, ml20m
-from kiko_data.movielens.files import FileRef, basename, is_zip, join, parent
-from kiko_data.movielens.layout import Layout
+from kiko.data.movielens import AUTO, LAYOUTS, RELEASE_NAME, get_layout, ml10m, ml1m, mlcsv
+from kiko.data.movielens.files import FileRef, basename, is_zip, join, parent
+from kiko.data.movielens.layout import Layout
 
 @dataclass(frozen=True)
 class Source:
@@ -160,7 +160,7 @@ def _resolve_file(path: str, layout: str) -> Source:
         name = basename(path)
         by_name = [c for c in LAYOUTS.values() if c.ratings_file == name]
         if name.lower().endswith(".csv"):
-            chosen = ml20m.LAYOUT
+            chosen = mlcsv.LAYOUT
         elif len(by_name) == 1:
             chosen = by_name[0]
         else:  # ratings.dat or any other name: the `::` format of ML-1M, or ML-10M's

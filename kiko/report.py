@@ -1,25 +1,25 @@
-"""`kiko report`: one self-contained HTML page about a run: its data, training, evaluation and
-lineage, with the charts drawn by matplotlib and embedded as PNG data URIs (no script, no
-network: TFDV's and TFMA's own visualisations load their code from the internet or need a
-notebook, so only TFDV's anomalies table is reused).
+"""The report of a run: one self-contained HTML page about its data, training, evaluation and
+lineage, with the charts embedded (kiko.charts; no script, no network: TFDV's and TFMA's own
+visualisations load their code from the internet or need a notebook, so only TFDV's anomalies
+table is reused). `kiko report` writes it; so does a local run at its end."""
 
-    kiko report [--home DIR] [--run RUN_ID] [--out FILE]
-"""
-
-import argparse
-import base64
 import html
-import io
 import os
-import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
-from tabulate import tabulate
+from tfx.types import artifact_utils
 
-from kiko_model import features as fk
-from pipeline import configs
-from pipeline import metadata_reader as reader
-from pipeline.inspect_metadata import IDS_NOTE, duration, fmt
+from kiko import charts
+from kiko.components.anomalies_gate.component import read_anomalies
+from kiko.metadata.artifacts import load_statistics
+from kiko.metadata.evaluation import EXAMPLE_COUNT, MAE, MSE, RMSE, evaluation
+from kiko.metadata.lineage import lineage
+from kiko.metadata.models import pushed_model
+from kiko.metadata.runs import run_outputs, run_summary
+from kiko.metadata.store import Store
+from kiko.metadata.training import read_model_run, training_members
+from kiko.model import features as fk
+from kiko.text import IDS_NOTE, duration, fmt, tabulated
 
 TENSORBOARD_COMMAND = "tensorboard --logdir {logdir}"
 
@@ -39,10 +39,6 @@ box-shadow:0 1px 3px rgba(0,0,0,.08)}.card b{display:block;font-size:20px}.ok{co
 """
 
 
-# ---------------------------------------------------------------------------------------------
-# Gathering: plain data from ML Metadata and the artifacts.
-
-
 def _histogram_from_statistics(view) -> Optional[Dict[str, float]]:
     """Approximate rating counts from TFDV's standard histogram (when there is no data-quality
     record): each bucket's count goes to the rating nearest its middle."""
@@ -60,134 +56,35 @@ def _histogram_from_statistics(view) -> Optional[Dict[str, float]]:
     return counts
 
 
-def gather(store: reader.Store, run_id: Optional[str] = None) -> Dict[str, Any]:
+def gather(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
     """Everything the page shows about one run (default: the latest), as plain data."""
-    summary = reader.run_summary(store, run_id)
+    summary = run_summary(store, run_id)
     if summary["run_id"] is None:
         raise LookupError("the pipeline has not run in this home yet")
-    found = reader.run_outputs(store, summary["run_id"])
+    found = run_outputs(store, summary["run_id"])
     data: Dict[str, Any] = {"summary": summary, "quality": summary["data_quality"] or {},
                             "splits": {}, "anomalies": {}, "statistics_histogram": None}
     if found["statistics"] is not None:
-        from tfx.types import artifact_utils
-
         for split in artifact_utils.decode_split_names(found["statistics"].split_names):
-            view = reader.load_statistics(found["statistics"], split)
+            view = load_statistics(found["statistics"], split)
             data["splits"][split] = view.proto().num_examples
             if split == fk.TRAIN_SPLIT:
                 data["statistics_histogram"] = _histogram_from_statistics(view)
     if found["anomalies"] is not None:
-        from components.anomalies_gate.component import read_anomalies
-        from tfx.types import artifact_utils
-
         for split in artifact_utils.decode_split_names(found["anomalies"].split_names):
             data["anomalies"][split] = read_anomalies(found["anomalies"].uri, split)
-    report = reader.read_model_run(found["model_run"].uri if found["model_run"] else None)
-    evaluation = (reader.evaluation(store, found["evaluator"], with_slices=True)
-                  if found["evaluator"] is not None else None)
+    report = read_model_run(found["model_run"].uri if found["model_run"] else None)
+    evaluated = (evaluation(store, found["evaluator"], with_slices=True)
+                 if found["evaluator"] is not None else None)
     return {
         "data": data,
-        "training": dict(reader.training_members(report), final=report.get("final"),
+        "training": dict(training_members(report), final=report.get("final"),
                          hparams=report.get("hparams"),
                          logdir=found["model_run"].uri) if report else None,
-        "evaluation": evaluation,
-        "lineage": reader.lineage(store, found["model"].id) if found["model"] else None,
-        "serving": reader.pushed_model(store),
+        "evaluation": evaluated,
+        "lineage": lineage(store, found["model"].id) if found["model"] else None,
+        "serving": pushed_model(store),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Charts (matplotlib Figures, no pyplot state) as data URIs.
-
-
-def _figure(width: float = 7.0, height: float = 3.0):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="chart" src="data:image/png;base64,{encoded}">'
-
-
-def _bars(labels: Sequence[str], counts: Sequence[float], title: str, xlabel: str) -> str:
-    figure = _figure()
-    axes = figure.subplots()
-    axes.bar([str(label) for label in labels], counts, color="#3b6ea8")
-    axes.set_title(title)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel("count")
-    return _png(figure)
-
-
-def _bucket_bars(record: Dict[str, List[float]], title: str, xlabel: str) -> str:
-    edges, counts = record["edges"], record["counts"]
-    labels = [f"{edges[i]:g}-{edges[i + 1]:g}" if i + 1 < len(edges) else f"{edges[i]:g}+"
-              for i in range(len(counts))]
-    return _bars(labels, counts, title, xlabel)
-
-
-def _training_chart(history: List[Dict[str, Any]], members: List[Dict[str, Any]]) -> str:
-    names = [m["name"] for m in members] or list(dict.fromkeys(h["stage"] for h in history))
-    figure = _figure(7.0, 2.8 * max(1, len(names)))
-    for axes, name in zip(figure.subplots(len(names), 1, squeeze=False)[:, 0], names):
-        epochs = [h for h in history if h.get("stage") == name]
-        x = [h.get("stage_epoch", h.get("epoch")) for h in epochs]
-        if any("train_rmse" in h for h in epochs):
-            axes.plot(x, [h.get("train_rmse") for h in epochs], "o--", label="train RMSE")
-        elif any("train_loss" in h for h in epochs):
-            axes.plot(x, [h["train_loss"] ** 0.5 if h.get("train_loss", -1) >= 0 else None
-                          for h in epochs], "o--", label="train √loss (with regularisation)")
-        axes.plot(x, [h.get("val_rmse") for h in epochs], "o-", label="validation RMSE")
-        axes.set_title(f"{name}: per epoch")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel("RMSE")
-        axes.legend(loc="upper right")
-    return _png(figure)
-
-
-def _blend_chart(blend: Dict[str, Any]) -> str:
-    weights = list(blend["weights"])
-    names = blend.get("names") or [f"member {i + 1}" for i in range(len(weights))]
-    figure = _figure(6.0, 0.5 + 0.45 * len(weights))
-    axes = figure.subplots()
-    axes.barh(names, weights, color="#6a8f3b")
-    axes.axvline(0, color="#444", linewidth=0.8)
-    intercept = blend.get("intercept")
-    axes.set_title("blend weights" + (f" (intercept {intercept:.3f})"
-                                      if intercept is not None else ""))
-    return _png(figure)
-
-
-def _slices_chart(slices: List[Dict[str, Any]], bound: Optional[float]) -> str:
-    shown = [s for s in slices if (s["metrics"] or {}).get(reader.RMSE) is not None]
-    figure = _figure(7.5, 0.6 + 0.3 * len(shown))
-    axes = figure.subplots()
-    y = list(range(len(shown)))[::-1]
-    rmse = [s["metrics"][reader.RMSE] for s in shown]
-    axes.barh(y, rmse, color="#3b6ea8", label="candidate")
-    base = [(yy, s["baseline_metrics"][reader.RMSE]) for yy, s in zip(y, shown)
-            if (s["baseline_metrics"] or {}).get(reader.RMSE) is not None]
-    if base:
-        axes.plot([b for _, b in base], [yy for yy, _ in base], "k|", markersize=14,
-                  label="baseline")
-    for yy, s, value in zip(y, shown, rmse):
-        count = int(s["metrics"].get(reader.EXAMPLE_COUNT, 0))
-        axes.text(value, yy, f" {value:.3f} (n={count:,})", va="center", fontsize=8)
-    if bound is not None:
-        axes.axvline(bound, color="#b42318", linestyle="--", label=f"RMSE bound {bound:g}")
-    axes.set_yticks(y, [s["slice"] for s in shown], fontsize=8)
-    axes.set_xlim(0, max(rmse + [bound or 0]) * 1.3)
-    axes.set_xlabel("RMSE on the eval split")
-    axes.legend(loc="lower right", fontsize=8)
-    return _png(figure)
-
-
-# ---------------------------------------------------------------------------------------------
-# HTML.
 
 
 def _e(value: Any) -> str:
@@ -195,8 +92,7 @@ def _e(value: Any) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    return tabulate([[fmt(c) for c in row] for row in rows], headers=list(headers),
-                    tablefmt="html", disable_numparse=True)
+    return tabulated(headers, rows, "html")
 
 
 def _absent(what: str) -> str:
@@ -220,18 +116,18 @@ def _data_section(data: Dict[str, Any]) -> str:
     histogram = quality.get("rating_histogram")
     if histogram:
         ordered = sorted(histogram.items(), key=lambda kv: float(kv[0]))
-        parts.append(_bars([k for k, _ in ordered], [v for _, v in ordered],
+        parts.append(charts.bars([k for k, _ in ordered], [v for _, v in ordered],
                            "ratings (all splits)", "rating"))
     elif data["statistics_histogram"]:
         ordered = sorted(data["statistics_histogram"].items(), key=lambda kv: float(kv[0]))
-        parts.append(_bars([k for k, _ in ordered], [v for _, v in ordered],
+        parts.append(charts.bars([k for k, _ in ordered], [v for _, v in ordered],
                            "ratings, train split (approximate: StatisticsGen's histogram)",
                            "rating"))
     for key, title in (("ratings_per_user", "users by number of ratings"),
                        ("ratings_per_movie", "movies by number of ratings")):
         record = quality.get(key)
         if isinstance(record, dict) and record.get("counts"):
-            parts.append(_bucket_bars(record, title, "ratings"))
+            parts.append(charts.bucket_bars(record, title, "ratings"))
         else:
             parts.append(_absent(f"{title}: not recorded for this run (needs the ExampleGen's "
                                  "data-quality record)."))
@@ -264,9 +160,9 @@ def _training_section(training: Optional[Dict[str, Any]]) -> str:
     for name, reason in (training.get("skipped") or {}).items():
         parts.append(f"<p>Not trained: <b>{_e(name)}</b>: {_e(reason)}.</p>")
     if training["history"]:
-        parts.append(_training_chart(training["history"], members))
+        parts.append(charts.training_chart(training["history"], members))
     if training["blend"]:
-        parts.append(_blend_chart(training["blend"]))
+        parts.append(charts.blend_chart(training["blend"]))
     final = training.get("final") or {}
     if final:
         parts.append("<h3>Final scores (Trainer)</h3>" + _table(
@@ -290,8 +186,8 @@ def _evaluation_section(evaluation: Optional[Dict[str, Any]], reason: Optional[s
     metrics, base = evaluation["metrics"] or {}, evaluation["baseline_metrics"] or {}
     limits = evaluation["thresholds"]
     rows = [[name, metrics.get(key), base.get(key) if base else None]
-            for name, key in (("RMSE", reader.RMSE), ("MAE", reader.MAE), ("MSE", reader.MSE))]
-    rows.append(["examples"] + [int(m[reader.EXAMPLE_COUNT]) if reader.EXAMPLE_COUNT in m
+            for name, key in (("RMSE", RMSE), ("MAE", MAE), ("MSE", MSE))]
+    rows.append(["examples"] + [int(m[EXAMPLE_COUNT]) if EXAMPLE_COUNT in m
                                 else None for m in (metrics, base)])
     parts.append(_table(["overall", f"candidate (model {evaluation['model_id']})",
                          f"baseline (model {_e(evaluation['baseline_model_id'])})"], rows))
@@ -308,7 +204,7 @@ def _evaluation_section(evaluation: Optional[Dict[str, Any]], reason: Optional[s
     slices = evaluation.get("slices") or []
     if slices:
         parts.append("<h3>RMSE per slice</h3>"
-                     + _slices_chart(slices, limits.get("rmse_upper_bound")))
+                     + charts.slices_chart(slices, limits.get("rmse_upper_bound")))
     return "<section>" + "".join(parts) + "</section>"
 
 
@@ -374,7 +270,7 @@ def render(report: Dict[str, Any]) -> str:
             "</main></body></html>")
 
 
-def write_report(store: reader.Store, out_path: str, run_id: Optional[str] = None) -> str:
+def write_report(store: Store, out_path: str, run_id: Optional[str] = None) -> str:
     """Writes the page for a run (default: the latest) and returns its absolute path."""
     page = render(gather(store, run_id))
     out_path = os.path.abspath(out_path)
@@ -382,31 +278,3 @@ def write_report(store: reader.Store, out_path: str, run_id: Optional[str] = Non
     with open(out_path, "w", encoding="utf-8") as f:
         f.write(page)
     return out_path
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="kiko report",
-        description="Write one self-contained HTML page (charts embedded, no network) about a "
-                    "pipeline run: data, training, evaluation and lineage.")
-    parser.add_argument("--home", default="", help=f"pipeline home (default: "
-                        f"${configs.HOME_ENV}, else ./{configs.DEFAULT_HOME})")
-    parser.add_argument("--run", default=None, metavar="RUN_ID",
-                        help="the run to describe (default: the latest; see `kiko inspect runs`)")
-    parser.add_argument("--out", default="", metavar="FILE",
-                        help=f"where to write the page (default: "
-                             f"{configs.Paths('HOME').report_path})")
-    args = parser.parse_args(argv)
-    home = configs.home_dir(args.home)
-    try:
-        store = reader.open_store(configs.Paths(home).metadata_path)
-        path = write_report(store, args.out or configs.Paths(home).report_path, args.run)
-    except (FileNotFoundError, reader.StoreError, LookupError, OSError) as error:
-        print(f"kiko report: {error}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,19 +16,22 @@ import sys
 import warnings
 from typing import List, Optional
 
-# command -> (module, function, help). Each function takes argv and returns an exit code.
+# command -> (module, function, help). Each function takes argv and returns an exit code; each
+# module imports TensorFlow and the libraries that load it only when a command runs, so that
+# `kiko COMMAND --help` answers at once.
 _COMMANDS = {
-    "download": ("kiko_data.download", "main",
+    "download": ("kiko.data.download", "main",
                  "fetch ml-1m.zip, verify its checksum, extract safely"),
-    "generate": ("kiko_data.synthetic", "main", "generate synthetic data in MovieLens-1M format"),
-    "run": ("pipeline.local_runner", "main", "run the pipeline locally (LocalDagRunner)"),
-    "inspect": ("pipeline.inspect_metadata", "main",
+    "generate": ("kiko.data.synthetic.cli", "main",
+                 "generate synthetic data in MovieLens-1M format"),
+    "run": ("kiko.pipeline.local_runner", "main", "run the pipeline locally (LocalDagRunner)"),
+    "inspect": ("kiko.inspect_cli", "main",
                 "runs, artifacts, metrics, pushed model and lineage"),
-    "report": ("pipeline.report", "main", "write an HTML report of a run (data, training, "
+    "report": ("kiko.report_cli", "main", "write an HTML report of a run (data, training, "
                "evaluation, lineage)"),
-    "predict": ("pipeline.ask_model", "predict_main",
+    "predict": ("kiko.ask_cli", "predict_main",
                 "predicted ratings of a user for movies, from the pushed model"),
-    "recommend": ("pipeline.ask_model", "recommend_main",
+    "recommend": ("kiko.ask_cli", "recommend_main",
                   "top-k movie recommendations for a user, from the pushed model"),
 }
 # Commands that only read: TensorFlow's start-up chatter stays off their output.

@@ -21,4 +21,7 @@ def _drop_function_destructor() -> None:
         del cls.__del__
 
 
-atexit.register(_drop_function_destructor)
+def install() -> None:
+    """Drops the destructor at exit (idempotent: atexit runs a registered function once)."""
+    atexit.unregister(_drop_function_destructor)
+    atexit.register(_drop_function_destructor)

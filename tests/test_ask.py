@@ -1,7 +1,6 @@
 """`kiko predict` and `kiko recommend` on the pushed model of a real home (slow: runs the
 pipeline once for the shared home)."""
 
-import kiko_model  # noqa: F401  (must stay the first import)
 
 import glob
 import json
@@ -10,12 +9,14 @@ import os
 import numpy as np
 import pytest
 
-from kiko_data.movielens import ml1m
-from kiko_model import data
-from kiko_model import features as fk
-from pipeline import ask_model
-from pipeline import configs
-from pipeline import metadata_reader as reader
+from kiko.data.movielens import ml1m
+from kiko.model import data
+from kiko.model import features as fk
+from kiko import ask, ask_cli
+from kiko.pipeline import configs
+from kiko.metadata.lineage import lineage
+from kiko.metadata.models import pushed_model
+from kiko.metadata.store import open_store
 from tests.conftest import SCHEMA_PATH
 
 pytestmark = pytest.mark.slow
@@ -25,8 +26,8 @@ UNKNOWN_ID = 987654
 @pytest.fixture(scope="module")
 def train(pipeline_home):
     """The train split the pushed model learned from (its Examples, through ML Metadata)."""
-    store = reader.open_store(configs.Paths(pipeline_home).metadata_path)
-    examples = reader.lineage(store)["examples"]["uri"]
+    store = open_store(configs.Paths(pipeline_home).metadata_path)
+    examples = lineage(store)["examples"]["uri"]
     return data.load_examples(glob.glob(os.path.join(examples, f"Split-{fk.TRAIN_SPLIT}", "*")),
                               data.read_schema(SCHEMA_PATH)).columns
 
@@ -48,7 +49,7 @@ def test_predict_shows_ratings_titles_and_what_the_model_knew(pipeline_home, tra
                                                                capsys):
     user = int(train[fk.USER_ID][0])
     rated = [int(m) for m in train[fk.MOVIE_ID][train[fk.USER_ID] == user][:2]]
-    code, out, _ = _cli(ask_model.predict_main, capsys, "--home", pipeline_home, "--json",
+    code, out, _ = _cli(ask_cli.predict_main, capsys, "--home", pipeline_home, "--json",
                         "--user", str(user), *sum((["--movie", str(m)] for m in rated), []),
                         "--movie", str(UNKNOWN_ID))
     assert code == 0
@@ -63,10 +64,10 @@ def test_predict_shows_ratings_titles_and_what_the_model_knew(pipeline_home, tra
         assert row["title"] == movies[row["movie_id"]].title
         assert row["genres"] == list(movies[row["movie_id"]].genres)
     assert rows[2]["title"] is None
-    assert result["model"]["path"] == reader.pushed_model(reader.open_store(
+    assert result["model"]["path"] == pushed_model(open_store(
         configs.Paths(pipeline_home).metadata_path))["destination"]
 
-    code, out, _ = _cli(ask_model.predict_main, capsys, "--home", pipeline_home,
+    code, out, _ = _cli(ask_cli.predict_main, capsys, "--home", pipeline_home,
                         "--user", str(UNKNOWN_ID), "--movie", str(rated[0]))
     assert code == 0
     lines = out.splitlines()
@@ -78,7 +79,7 @@ def test_predict_shows_ratings_titles_and_what_the_model_knew(pipeline_home, tra
 
 def test_recommend_ranks_unrated_movies_like_predict(pipeline_home, train, capsys):
     user = int(train[fk.USER_ID][0])
-    code, out, _ = _cli(ask_model.recommend_main, capsys, "--home", pipeline_home, "--json",
+    code, out, _ = _cli(ask_cli.recommend_main, capsys, "--home", pipeline_home, "--json",
                         "--user", str(user), "-k", "5")
     assert code == 0
     result = json.loads(out)
@@ -88,33 +89,33 @@ def test_recommend_ranks_unrated_movies_like_predict(pipeline_home, train, capsy
         train[fk.MOVIE_ID][train[fk.USER_ID] == user].tolist())
     ratings = [r["rating"] for r in rows]
     assert ratings == sorted(ratings, reverse=True)
-    predicted = ask_model.predict(pipeline_home, user, [r["movie_id"] for r in rows])
+    predicted = ask.predict(pipeline_home, user, [r["movie_id"] for r in rows])
     np.testing.assert_allclose([p["rating"] for p in predicted["predictions"]], ratings,
                                atol=1e-5)
     assert all(r["title"] for r in rows)
 
-    code, out, _ = _cli(ask_model.recommend_main, capsys, "--home", pipeline_home,
+    code, out, _ = _cli(ask_cli.recommend_main, capsys, "--home", pipeline_home,
                         "--user", str(UNKNOWN_ID), "-k", "3")
     assert code == 0
     lines = out.splitlines()
     assert [line.split()[0] for line in lines[2:5]] == ["1", "2", "3"]
     assert lines[-1] == (f"note: user {UNKNOWN_ID} is not in the training data: these are the "
                          "popular, well-rated movies the model recommends to any new user")
-    other = ask_model.recommend(pipeline_home, UNKNOWN_ID + 1, 3)["recommendations"]
+    other = ask.recommend(pipeline_home, UNKNOWN_ID + 1, 3)["recommendations"]
     assert [r["movie_id"] for r in other] == [int(line.split()[1]) for line in lines[2:5]]
 
 
 def test_without_a_pushed_model_the_error_says_how_to_get_one(unblessed_home, tmp_path, capsys):
-    code, out, err = _cli(ask_model.predict_main, capsys, "--home", unblessed_home,
+    code, out, err = _cli(ask_cli.predict_main, capsys, "--home", unblessed_home,
                           "--user", "1", "--movie", "1")
     assert code == 2 and out == ""
     assert "no model has been pushed" in err and "was not blessed" in err
     assert f"kiko run --home {unblessed_home}" in err
 
     empty = str(tmp_path / "empty")
-    code, _, err = _cli(ask_model.recommend_main, capsys, "--home", empty, "--user", "1")
+    code, _, err = _cli(ask_cli.recommend_main, capsys, "--home", empty, "--user", "1")
     assert code == 2 and "no pipeline has run" in err and not os.path.exists(empty)
 
     with pytest.raises(SystemExit) as exit_info:
-        ask_model.recommend_main(["--home", empty, "--user", "1", "-k", "0"])
+        ask_cli.recommend_main(["--home", empty, "--user", "1", "-k", "0"])
     assert exit_info.value.code == 2

@@ -1,4 +1,4 @@
-"""MovieLens-20M and later (25M, 32M, latest, latest-small): CSV files with headers, UTF-8.
+"""The `ml-csv` layout of MovieLens-20M and later (25M, 32M, latest, latest-small): CSV, UTF-8.
 
     ratings.csv  userId,movieId,rating,timestamp        (ratings 0.5 .. 5.0)
     movies.csv   movieId,title,genres                   (titles quoted when they hold commas)
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 
-from kiko_data.movielens.layout import Layout
-from kiko_data.movielens.records import (
+from kiko.data.movielens.layout import Layout
+from kiko.data.movielens.records import (
     LineError, Movie, parse_genres, parse_int, parse_year, rating_parser, require_text)
 
 RATINGS_FILE = "ratings.csv"

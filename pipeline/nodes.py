@@ -1,0 +1,12 @@
+"""Node ids of the kiko pipeline: every node gets an explicit `.with_id()`, and ML Metadata
+queries, the run console and the tests find components by these ids."""
+
+EXAMPLE_GEN_ID = "MovieLensExampleGen"
+STATISTICS_GEN_ID = "StatisticsGen"
+SCHEMA_GEN_ID = "ImportSchemaGen"
+EXAMPLE_VALIDATOR_ID = "ExampleValidator"
+ANOMALIES_GATE_ID = "AnomaliesGate"
+TRAINER_ID = "Trainer"
+MODEL_RESOLVER_ID = "BaselineModelResolver"
+EVALUATOR_ID = "Evaluator"
+PUSHER_ID = "Pusher"
