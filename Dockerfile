@@ -18,6 +18,8 @@ COPY setup.py constraints.txt ./
 RUN pip install "pip>=23" && pip install -c constraints.txt -e '.[kfp]'
 
 # kiko itself (see .dockerignore); editable, so its modules and data files stay in /opt/kiko.
+# The check: the kfp extra is installed and every curated schema the compiled pipeline may
+# name is where it reads it. tests/test_dockerfile.py runs it against the checkout.
 COPY . .
 RUN pip install --no-deps -c constraints.txt -e '.[kfp]' \
-    && python -c "import os, kiko.pipeline.configs as c; assert os.path.isfile(c.image_schema_path(True, True))"
+    && python -c "import os, kfp, kiko.pipeline.configs as c; assert all(os.path.isfile(c.image_schema_path(u, m)) for u in (False, True) for m in (False, True))"

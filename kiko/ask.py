@@ -37,17 +37,30 @@ def pushed_model_dir(home: str) -> Dict[str, Any]:
     return pushed
 
 
+def _load(path: str):
+    """The SavedModel in `path`, or AskError naming its file when it cannot be read (a
+    truncated or overwritten saved_model.pb, damaged variables)."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    try:
+        return tf.saved_model.load(path)
+    except (OSError, ValueError, IndexError, KeyError, DecodeError, tf.errors.OpError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        model_file = os.path.join(path, tf.saved_model.SAVED_MODEL_FILENAME_PB)
+        raise AskError(f"the pushed model {model_file} cannot be loaded ({reason}); run the "
+                       "pipeline again to push a new model") from None
+
+
 class _Model:
     """The loaded SavedModel, its catalog, and which ids it saw in training."""
 
     def __init__(self, pushed: Dict[str, Any]):
-        import tensorflow as tf
-
         from kiko.model.catalog import read_movie_catalog
 
         self.info = {"model_id": pushed["model_id"], "version": pushed["version"],
                      "path": pushed["destination"]}
-        self.saved = tf.saved_model.load(pushed["destination"])
+        self.saved = _load(pushed["destination"])
         self.catalog = read_movie_catalog(pushed["destination"])
 
     def signature(self, name: str):

@@ -1,7 +1,12 @@
 """Plain-text formatting shared by the operator's tools: cells, durations, aligned tables and
-key-value pairs (tabulate), and the note on ML Metadata ids."""
+key-value pairs (tabulate), the note on ML Metadata ids, and text made safe for a terminal.
 
-from typing import Any, Optional, Sequence, Tuple
+Text from data files (titles, genres, data lines, paths) may hold control characters that a
+terminal would act on (clear the screen, rename the window); everything printed as a table or
+through `echo` shows them escaped. JSON output is printed exact, not through these.
+"""
+
+from typing import Any, Optional, Sequence, TextIO, Tuple
 
 from tabulate import tabulate
 
@@ -9,8 +14,24 @@ IDS_NOTE = ("Ids are ML Metadata ids; an artifact's folder is numbered by the ex
             "wrote it (Model 11 may live in Trainer/model/15).")
 
 
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on or hide (C0 and C1 controls, DEL,
+    line and paragraph separators, bidirectional and zero-width format characters) written as
+    Python escapes it (`\\x1b`, `\\n`, `\\u202e`); printable text, accents and all, is
+    kept as is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def echo(text: Any = "", file: Optional[TextIO] = None) -> None:
+    """Print `text` for a terminal: its lines, each made `printable`."""
+    print("\n".join(printable(line) for line in str(text).split("\n")), file=file)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
-    """A cell: '-' for None, yes/no for booleans, fixed decimals for floats."""
+    """A cell (made `printable`): '-' for None, yes/no for booleans, fixed decimals for
+    floats."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -18,8 +39,8 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        return printable(",".join(str(v) for v in value))
+    return printable(str(value))
 
 
 def duration(seconds: Optional[float]) -> str:

@@ -15,11 +15,14 @@ from tfx.types import artifact_utils
 from kiko.components.anomalies_gate.component import describe_anomalies, extremes_of
 from kiko.components.movielens_example_gen import outputs
 from kiko.components.movielens_example_gen.component import locate_input, make_input_config
+from kiko.components.movielens_example_gen.errors import (
+    MalformedLineError, malformed_line_message, user_line)
 from kiko.components.movielens_example_gen.options import MALFORMED_SKIP
 from kiko.data.movielens import Rating
 from kiko.data.movielens.records import MAX_INT64
 from kiko.data.movielens.source import resolve_source
 from kiko.model import features as fk
+from kiko.pipeline import configs
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tests.conftest import run_example_gen
 
@@ -36,10 +39,10 @@ def _write(folder, name, lines, newline=b"\n"):
     (folder / name).write_bytes(b"".join(line + newline for line in lines))
 
 
-def _run(folder, out, **options):
+def _run(folder, out, beam_pipeline_args=(), **options):
     base, pattern = locate_input(resolve_source(str(folder)))
     return run_example_gen(base, out, input_config=make_input_config({"single_split": pattern}),
-                           **options)
+                           beam_pipeline_args=beam_pipeline_args, **options)
 
 
 def _examples(examples):
@@ -248,3 +251,77 @@ def test_a_wrong_csv_header_fails_even_when_skipping(tmp_path):
     with pytest.raises(Exception, match=r"ratings\.csv:1: expected the header 'userId,movieId,"
                                         r"rating,timestamp'"):
         _run(folder, tmp_path / "out", malformed_lines=MALFORMED_SKIP)
+
+
+def _quoted(line):
+    """A ratings.csv line with every other field quoted, as RFC 4180 CSV allows."""
+    return b",".join(b'"%s"' % field if i % 2 == 0 else field
+                     for i, field in enumerate(line.split(b"::")))
+
+
+def test_quoted_csv_fields_give_the_same_examples(tmp_path):
+    folder = tmp_path / "ml-25m"
+    _write(folder, "ratings.csv", [b'"userId","movieId","rating","timestamp"'] + [
+        _quoted(line) for line in GOOD])
+    _write(folder, "movies.csv", [b'"movieId","title","genres"'] + [
+        b'%d,"Say ""Cheese"" %d, The (19%02d)","Drama|Comedy"' % (m, m, 50 + m)
+        for m in range(1, 11)])
+    examples = _examples(_run(folder, tmp_path / "out"))
+    assert sorted(_rating(e) for e in examples) == _good_ratings(GOOD)
+    titles = {e.features.feature[fk.TITLE].bytes_list.value[0].decode("utf-8")
+              for e in examples}
+    assert titles == {f'Say "Cheese" {m}, The (19{50 + m})' for m in range(1, 11)}
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "multi-process"])
+def test_a_malformed_line_fails_with_file_line_and_problem_only(tmp_path, workers):
+    """Beam adds its step's name to a worker's error (and a multi-process runner raises the
+    worker's traceback as text): the run fails with `file:line: reason: 'line'` alone."""
+    folder = tmp_path / "ml-25m"
+    lines = [_quoted(line) for line in GOOD]
+    lines[5] = b'"1","x",3.0,5'
+    _write(folder, "ratings.csv", [b"userId,movieId,rating,timestamp"] + lines)
+    with pytest.raises(MalformedLineError) as caught:
+        _run(folder, tmp_path / "out", beam_pipeline_args=configs.beam_pipeline_args(workers)
+             if workers else ())
+    assert str(caught.value) == f"{folder}/ratings.csv:7: MovieID 'x' is not an integer: " \
+                                "'\"1\",\"x\",3.0,5'"
+
+
+_USER_LINE = "data/ratings.csv:7: MovieID 'x' is not an integer: '1,x,3.0,5'"
+_STEP = " [while running 'InputToRecord/Parse/ParDo(ParseChunk)']"
+
+
+@pytest.mark.parametrize("text", [
+    _USER_LINE + _STEP,  # what the in-process runner raises
+    # what TFX records for the failed execution: the traceback, its last line naming the class
+    "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+    f"kiko.components.movielens_example_gen.errors.MalformedLineError: {_USER_LINE}{_STEP}\n",
+    f"kiko.components.movielens_example_gen.errors.MalformedLineError: {_USER_LINE}",
+])
+def test_user_line_is_file_line_and_problem_only(text):
+    assert user_line(text) == _USER_LINE
+
+
+def test_user_line_keeps_the_class_of_other_errors():
+    assert user_line("Traceback ...\nKeyError: 'train'\n") == "KeyError: 'train'"
+    assert user_line("components.x.DataCheckError: 3 examples lost") == "3 examples lost"
+
+
+def test_malformed_line_message_of_errors_as_beam_raises_them():
+    import apache_beam as beam
+
+    def fail(_):
+        raise MalformedLineError(_USER_LINE)
+
+    with pytest.raises(Exception) as caught:
+        with beam.Pipeline() as pipeline:
+            _ = pipeline | beam.Create([1]) | "Parse" >> beam.Map(fail)
+    assert "while running" in str(caught.value)
+    assert malformed_line_message(caught.value) == _USER_LINE
+    worker = RuntimeError("Traceback (most recent call last):\n  File \"passes.py\", line 2\n"
+                          "kiko.components.movielens_example_gen.errors.MalformedLineError: "
+                          f"{_USER_LINE}{_STEP}\n\n")
+    assert malformed_line_message(worker) == _USER_LINE
+    assert malformed_line_message(RuntimeError("no examples")) is None
+

@@ -42,6 +42,36 @@ def _pushed_versions(home):
     return sorted(os.listdir(serving)) if os.path.isdir(serving) else []
 
 
+def _run_again(home, small_movielens, *extra_args):
+    """Another run in `home` (loose RMSE bound); the store, and the latest (blessed, pushed)."""
+    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0", *extra_args)
+    store = _store(home)
+    return store, (_artifacts(store, "ModelBlessing")[-1].custom_properties["blessed"].int_value,
+                   _artifacts(store, "PushedModel")[-1].custom_properties["pushed"].int_value)
+
+
+def _validation_failures(store):
+    """The threshold failures TFMA recorded in the latest evaluation."""
+    import tensorflow_model_analysis as tfma
+
+    validation = tfma.load_validation_result(_artifacts(store, "ModelEvaluation")[-1].uri)
+    return [f for per_slice in validation.metric_validations_per_slice
+            for f in per_slice.failures]
+
+
+def _latest_rmse(store):
+    """Overall RMSE of the candidate and of the baseline in the latest evaluation."""
+    import tensorflow_model_analysis as tfma
+
+    uri = _artifacts(store, "ModelEvaluation")[-1].uri
+
+    def overall(model_name):
+        result = tfma.load_eval_result(uri, model_name=model_name)
+        (metrics,) = [m for key, m in result.slicing_metrics if not key]
+        return metrics[""][""]["root_mean_squared_error"]["doubleValue"]
+    return overall(tfma.CANDIDATE_KEY), overall(tfma.BASELINE_KEY)
+
+
 @pytest.fixture(scope="module")
 def home(pipeline_home):
     return pipeline_home
@@ -95,15 +125,26 @@ def test_identical_second_run_is_served_from_cache(home, small_movielens):
 
 def test_worse_model_is_not_blessed_and_pushed_model_stays(home, small_movielens):
     before = _pushed_versions(home)
-    run_local_pipeline(small_movielens.out_dir, home, "--rmse-upper-bound", "2.0",
-                       "--hparam", "blend=false", "--hparam", "epochs=1",
-                       "--hparam", "learning_rate=0.00001")
-    store = _store(home)
+    store, decision = _run_again(home, small_movielens, "--hparam", "blend=false",
+                                 "--hparam", "epochs=1", "--hparam", "learning_rate=0.00001")
     assert _states(store, nodes.TRAINER_ID)[-1] == "COMPLETE"
-    blessings = _artifacts(store, "ModelBlessing")
-    assert blessings[-1].custom_properties["blessed"].int_value == 0
-    assert _artifacts(store, "PushedModel")[-1].custom_properties["pushed"].int_value == 0
+    assert decision == (0, 0)
     assert _pushed_versions(home) == before
+    # Refused by the change threshold against the blessed baseline (not only by the bound).
+    changes = [(f.metric_key.name, f.metric_threshold.change_threshold.absolute.value)
+               for f in _validation_failures(store) if f.metric_key.is_diff]
+    assert changes == [("root_mean_squared_error", pytest.approx(configs.MAX_RMSE_INCREASE))]
+
+
+def test_better_model_is_blessed_and_pushed_over_the_baseline(home, small_movielens):
+    before = _pushed_versions(home)
+    store, decision = _run_again(home, small_movielens, "--max-rmse-increase", "0",
+                                 "--hparam", "epochs=10", "--hparam", "autorec_epochs=6")
+    candidate, baseline = _latest_rmse(store)
+    assert candidate < baseline
+    assert decision == (1, 1)
+    after = _pushed_versions(home)
+    assert len(after) == len(before) + 1 and set(before) < set(after)
 
 
 def test_tfx_cli_creates_and_runs_the_pipeline(small_movielens, tmp_path):

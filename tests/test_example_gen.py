@@ -4,16 +4,18 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import uuid
 import zipfile
 
+import apache_beam as beam
 import pytest
 import tensorflow as tf
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
-from kiko.components.movielens_example_gen import outputs, passes
+from kiko.components.movielens_example_gen import executor, outputs, passes
 from kiko.components.movielens_example_gen.component import (
     MovieLensExampleGen, locate_input, make_input_config, make_output_config)
 from kiko.components.movielens_example_gen.driver import content_fingerprint
@@ -285,6 +287,38 @@ def test_check_fails_on_lost_examples_empty_splits_and_rejects():
                                              r"than --max-rejected-fraction 0.1\).*in /x"):
         check(_report(rejected_lines=2, rejected_path="/x"), Options(max_rejected_fraction=0.1))
     check(_report(rejected_lines=2), Options(max_rejected_fraction=0.2))
+
+
+class _DropFirstOfBundle(beam.DoFn):
+    """A runner that loses data: the first element of every bundle never reaches the sink."""
+
+    def start_bundle(self):
+        self._seen = False
+
+    def process(self, element):
+        if self._seen:
+            yield element
+        self._seen = True
+
+
+def test_run_that_loses_examples_fails(tmp_path, monkeypatch):
+    """A real ExampleGen run whose split writer drops examples fails after the write."""
+    lines = [b"%d::%d::4::%d" % (u, m, u * 100 + m) for u in range(1, 21) for m in range(1, 11)]
+    write_split = executor._WriteSplit
+
+    @beam.ptransform_fn
+    def lossy_write(examples, split_uri):
+        return examples | beam.ParDo(_DropFirstOfBundle()) | write_split(split_uri)
+
+    monkeypatch.setattr(executor, "_WriteSplit", lossy_write)
+    out = tmp_path / "out"
+    with pytest.raises(DataCheckError, match=r"the runner lost examples: (\d+) were parsed but "
+                                             r"(\d+) written") as failure:
+        run_on(_folder(tmp_path, lines), out)
+    parsed, written = map(int, re.search(r"(\d+) were parsed but (\d+)",
+                                         str(failure.value)).groups())
+    on_disk = sum(count_records(split) for split in glob.glob(str(out / "Split-*")))
+    assert parsed == len(lines) and written == on_disk < parsed
 
 
 def test_count_records_counts_what_is_on_disk(small_examples, small_movielens):

@@ -166,16 +166,6 @@ def test_a_metadata_setting_is_refused_not_dropped(small_movielens, tmp_path):
         kubeflow_v2_runner.compile_pipeline(local, IMAGE, str(tmp_path / "local.json"))
 
 
-def test_dockerfile_installs_kiko_where_the_pipeline_reads_it():
-    with open(os.path.join(REPO, "Dockerfile")) as f:
-        dockerfile = f.read()
-    assert re.search(r"^FROM python:3\.10[.\d]*-", dockerfile, re.M)
-    assert re.findall(r"^WORKDIR (\S+)", dockerfile, re.M) == [configs.IMAGE_KIKO_DIR]
-    installs = re.findall(r"pip install .*", dockerfile)
-    assert installs and all("-c constraints.txt" in line and "'.[kfp]'" in line
-                            for line in installs if "kfp" in line)
-
-
 @pytest.mark.slow
 def test_container_command_runs_a_compiled_step(spec, tmp_path):
     """ImportSchemaGen's step as the container runs it (command, executor, invocation JSON),

@@ -9,7 +9,7 @@ import pytest
 from kiko.data.movielens import LAYOUTS, ml100k, ml10m, ml1m, mlcsv
 from kiko.data.movielens.files import FileRef
 from kiko.data.movielens.reading import (
-    HeaderError, LineFacts, decode, iter_records, read_side_file)
+    HeaderError, LineFacts, check_header, decode, iter_records, read_side_file)
 from kiko.data.movielens.records import (
     MAX_INT64, LineError, Movie, MovieLensFormatError, Rating, User, is_blank, parse_int,
     parse_rating_value, parse_year)
@@ -137,11 +137,41 @@ def test_rating_lines(layout, line, expected):
     ("ml-csv", "1,2,3.3,4", "rating '3.3' cannot be stored exactly as a 32-bit float (it "
                             "would become 3.299999952316284)"),
     ("ml-csv", "1,2,3,4,5", "expected 4 fields separated by ',', got 5"),
+    # Quoted CSV fields: the same reasons as for the same fields unquoted.
+    ("ml-csv", '"",50,3.0,972874811', "empty UserID"),
+    ("ml-csv", '"1 ",50,3.0,972874811', "UserID '1 ' is not an integer"),
+    ("ml-csv", '1,50,"3.3",972874811', "rating '3.3' cannot be stored exactly as a 32-bit "
+                                       "float (it would become 3.299999952316284)"),
+    ("ml-csv", '1,"5""0",3.0,972874811', "MovieID '5\"0' is not an integer"),  # "" is one "
+    ("ml-csv", '1,"50,3.0",972874811', "expected 4 fields separated by ',', got 3"),
+    ("ml-csv", '"1",50,3.0,972874811,5', "expected 4 fields separated by ',', got 5"),
+    ("ml-csv", '1,50,3.0,"972874811', "bad CSV quoting (unexpected end of data)"),
+    ("ml-csv", '"1"x,50,3.0,972874811', "bad CSV quoting (',' expected after '\"')"),
 ])
 def test_rating_line_errors(layout, line, reason):
     with pytest.raises(LineError) as caught:
         LAYOUTS[layout].parse_rating(line)
     assert str(caught.value) == reason
+
+
+@pytest.mark.parametrize("line", [
+    '"1",50,"3.0",972874811', '"1","50","3.0","972874811"', '1,50,3.0,"972874811"\r\n',
+    '1,"50","3",972874811'])
+def test_quoted_csv_ratings_have_their_unquoted_values(line):
+    assert mlcsv.LAYOUT.parse_rating(line) == Rating(1, 50, 3.0, 972874811)
+
+
+def test_quoted_csv_headers_and_lines_in_files(tmp_path):
+    rows = _results([b'"userId","movieId","rating","timestamp"', b'"1",50,"3.0",972874811',
+                     b'2,"7",4.5,"1"'], "ml-csv")
+    assert [r[2] for r in rows] == [Rating(1, 50, 3.0, 972874811), Rating(2, 7, 4.5, 1)]
+    ref = _write(tmp_path / "movies.csv", ['"movieId","title","genres"',
+                                           '"1","Say ""Cheese"" (1999)","Comedy|Drama"'], "utf-8")
+    side = read_side_file(ref, mlcsv.LAYOUT, "movies", skip_malformed=False)
+    assert side.records == {1: Movie(1, 'Say "Cheese" (1999)', 1999, ("Comedy", "Drama"))}
+    check_header(ref, mlcsv.MOVIES_HEADER, mlcsv.ENCODING)
+    with pytest.raises(HeaderError):
+        _results([b'"userId","movieId","rating"', b"1,2,3,4"], "ml-csv")
 
 
 # --- side lines --------------------------------------------------------------------------------
@@ -194,7 +224,7 @@ def test_movies_lines_of_every_layout():
     (ml1m.parse_movie_line, "1::::Drama", "empty title"),
     (mlcsv.parse_movie_line, '1,"Unclosed (1995),Drama', "bad CSV quoting (unexpected end of "
                                                         "data)"),
-    (mlcsv.parse_movie_line, '1,Title (1995)', "expected 3 comma-separated fields, got 2"),
+    (mlcsv.parse_movie_line, '1,Title (1995)', "expected 3 fields separated by ',', got 2"),
     (ml100k.parse_movie_line, "1|T|d||u|2" + "|0" * 18, "genre flags must be 0 or 1, got '2|"
                                                       + "|".join(["0"] * 18) + "'"),
     (ml100k.parse_movie_line, "1|T|d||u" + "|0" * 19, "no genre flag set"),

@@ -88,3 +88,16 @@ def test_members_the_trainer_skipped_are_shown_with_the_reason():
     assert f"item_autorec, user_autorec: {reason}" in line
     run["skipped_members"] = None
     assert not [line for line in summary_lines(run) if "not trained" in line]
+
+
+def test_summary_lines_escape_control_characters_from_data():
+    hostile = "ratings.dat:7: expected 4 fields: \x1b]0;pwned\x07\x1b[2J"
+    run = dict.fromkeys(("run_id", "started", "duration_s", "model_id", "eval_rmse", "eval_mae",
+                         "eval_example_count", "blessed", "pushed_path", "not_pushed_reason"))
+    run.update(status="FAILED", failed_node="MovieLensExampleGen", failure=hostile, cached=0,
+               skipped_members={"mf\x1b[31m": "reason\x07"})
+    lines = summary_lines(run)
+    assert not any(c in line for line in lines for c in "\x1b\x07")
+    (failure,) = [line for line in lines if line.split()[0] == "failure"]
+    assert failure.split(None, 1)[1] == ("ratings.dat:7: expected 4 fields: "
+                                         "\\x1b]0;pwned\\x07\\x1b[2J")

@@ -25,6 +25,7 @@ from tfx.utils import proto_utils
 from kiko.components._tfx_internal import (
     BaseExampleGenExecutor, examples_utils, generate_output_split_names, write_split)
 from kiko.components.movielens_example_gen import outputs, passes, progress, report
+from kiko.components.movielens_example_gen.errors import MalformedLineError, malformed_line_message
 from kiko.components.movielens_example_gen.inputs import input_name, resolve_pattern
 from kiko.components.movielens_example_gen.options import Options
 from kiko.data.movielens.files import join, plan_chunks, stage
@@ -150,6 +151,13 @@ class Executor(BaseExampleGenExecutor):
                         pipeline, exec_properties).items():
                     _ = example_split | f"WriteSplit[{split}]" >> _WriteSplit(
                         artifact_utils.get_split_uri([examples], split))
+        except Exception as error:
+            message = malformed_line_message(error)
+            if message is None:
+                raise
+            # The user gets `file:line: reason: 'line'`; Beam's step, the worker's traceback and
+            # the original error stay in the chain, which the log shows.
+            raise MalformedLineError(message) from error
         finally:
             staging = join(examples.uri, outputs.STAGING_DIR)
             if fileio.exists(staging):

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
 from tfx.orchestration.portable.mlmd import execution_lib
 
+from kiko.components.movielens_example_gen.errors import user_line
 from kiko.metadata.artifacts import anomaly_lines, data_quality
 from kiko.metadata.evaluation import (
     EXAMPLE_COUNT, MAE, RMSE, evaluation, not_blessed_reason)
@@ -59,7 +60,7 @@ def failure_message(store: Store, run_id: str, node: str) -> Optional[str]:
         return None
     result = execution_lib.get_execution_result(executions[-1], ignore_parse_errors=True)
     if result is not None and result.result_message.strip():
-        return result.result_message.strip().splitlines()[-1]
+        return user_line(result.result_message)
     if node == nodes.ANOMALIES_GATE_ID:
         inputs = store.inputs(executions[-1].id)
         lines = anomaly_lines(first(inputs, "anomalies"), first(inputs, "examples"))

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator, Optional, TypeVar, Union
 from kiko.data.movielens.files import GZIP_MAGIC, UTF8_BOM, ZIP_MAGIC, FileRef
 from kiko.data.movielens.layout import Layout
 from kiko.data.movielens.records import (
-    LineError, Movie, MovieLensFormatError, Rating, User, is_blank)
+    LineError, Movie, MovieLensFormatError, Rating, User, csv_fields, is_blank)
 
 
 class HeaderError(MovieLensFormatError):
@@ -34,8 +34,22 @@ def check_header(ref: FileRef, header: Optional[str], encoding: str) -> None:
     if first.startswith(UTF8_BOM):
         first = first[len(UTF8_BOM):]
     text = shown(first, encoding)
-    if text != header:
+    if not is_header(text, header):
         raise HeaderError(ref.display_name, 1, text, f"expected the header {header!r}")
+
+
+def is_header(text: str, header: str) -> bool:
+    """True when a line is `header`. Headers are CSV lines (only the ml-csv layout has them), so
+    quoted names (`"userId","movieId",...`) are the same header."""
+    if text == header:
+        return True
+    if '"' not in text:
+        return False
+    names = header.split(",")
+    try:
+        return csv_fields(text, len(names)) == names
+    except LineError:
+        return False
 
 
 def decode(raw: bytes, encoding: str) -> str:
@@ -85,7 +99,7 @@ def iter_records(raw_lines: Iterable[bytes], parse: Callable[[str], _Record], en
             facts.bom = True
         if line_number == 1 and header is not None:
             text = shown(raw, encoding)
-            if text != header:
+            if not is_header(text, header):
                 raise HeaderError(path, 1, text, f"expected the header {header!r}")
             continue
         try:

@@ -7,6 +7,7 @@ a finite number or that a 32-bit float cannot hold exactly is an error, not a wr
 
 from __future__ import annotations
 
+import csv
 import math
 import struct
 from fractions import Fraction
@@ -92,6 +93,19 @@ def is_blank(line: str) -> bool:
     return not line.strip(_ASCII_WHITESPACE)
 
 
+def csv_fields(line: str, expected: int) -> list[str]:
+    """Exactly `expected` fields of one RFC 4180 CSV line (quoted fields, `""` for a quote),
+    or LineError. Files are read line by line: a quoted field cannot hold a line break."""
+    try:
+        rows = list(csv.reader([line.rstrip("\r\n")], strict=True))
+    except csv.Error as error:
+        raise LineError(f"bad CSV quoting ({error})") from None
+    fields = rows[0] if rows else []
+    if len(fields) != expected:
+        raise LineError(f"expected {expected} fields separated by ',', got {len(fields)}")
+    return fields
+
+
 def split_fields(line: str, separator: str, expected: int) -> list[str]:
     """Exactly `expected` fields of a line (trailing newline removed), or LineError."""
     fields = line.rstrip("\r\n").split(separator)
@@ -173,6 +187,12 @@ def parse_genres(text: str) -> tuple[str, ...]:
     return genres
 
 
+def parse_rating_fields(user: str, movie: str, value: str, timestamp: str) -> Rating:
+    """A rating from the text of its four fields, each checked by its precise parser."""
+    return Rating(parse_int(user, "UserID"), parse_int(movie, "MovieID"),
+                  parse_rating_value(value), parse_int(timestamp, "timestamp"))
+
+
 def rating_parser(separator: str):
     """A parser of `user<sep>movie<sep>rating<sep>timestamp` lines (the hot path of ingestion).
 
@@ -191,7 +211,6 @@ def rating_parser(separator: str):
                 and timestamp.isdigit() and len(user) < _MAX_INT64_DIGITS
                 and len(movie) < _MAX_INT64_DIGITS and len(timestamp) < _MAX_INT64_DIGITS):
             return Rating(int(user), int(movie), rating, int(timestamp))
-        return Rating(parse_int(user, "UserID"), parse_int(movie, "MovieID"),
-                      parse_rating_value(value), parse_int(timestamp, "timestamp"))
+        return parse_rating_fields(user, movie, value, timestamp)
 
     return parse_rating_line
