@@ -5,11 +5,13 @@ from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.driver import FileBasedDriver
+from tfx.components.example_gen.input_processor import FileBasedInputProcessor
 from tfx.components.example_gen.utils import (
-    FINGERPRINT_PROPERTY_NAME, generate_output_split_names)
+    FINGERPRINT_PROPERTY_NAME, SPAN_PROPERTY_NAME, VERSION_PROPERTY_NAME,
+    generate_output_split_names)
 from tfx.components.example_validator.executor import DEFAULT_FILE_NAME as ANOMALIES_FILE_NAME
 from tfx.components.util import examples_utils
-from tfx.dsl.compiler.constants import PIPELINE_RUN_ID_PARAMETER_NAME
+from tfx.dsl.compiler.constants import NODE_CONTEXT_TYPE_NAME, PIPELINE_RUN_ID_PARAMETER_NAME
 from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
 from tfx.orchestration import data_types
 from tfx.orchestration.metadata import Metadata
@@ -25,8 +27,12 @@ __all__ = [
     "FINGERPRINT_PROPERTY_NAME",
     "FileBasedDriver",
     "FileBasedExampleGen",
+    "FileBasedInputProcessor",
     "Metadata",
+    "NODE_CONTEXT_TYPE_NAME",
     "PIPELINE_RUN_ID_PARAMETER_NAME",
+    "SPAN_PROPERTY_NAME",
+    "VERSION_PROPERTY_NAME",
     "data_types",
     "examples_utils",
     "generate_output_split_names",

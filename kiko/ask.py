@@ -7,6 +7,7 @@ by the functions that ask, not on import.
 """
 
 import os
+import shlex
 from typing import Any, Dict, Sequence
 
 from kiko.pipeline import configs
@@ -22,18 +23,23 @@ def pushed_model_dir(home: str) -> Dict[str, Any]:
     from kiko.metadata.store import open_store
 
     path = configs.Paths(home).metadata_path
+    run = f"kiko run --home {shlex.quote(home)}"  # pasted into a shell: quoted
     if not os.path.isfile(path):
         raise AskError(f"no pipeline has run in {home} yet, so there is no model to ask. Run it "
-                       f"first: `kiko run --home {home}` (or `make run` for ./kiko_home).")
-    pushed = pushed_model(open_store(path))
+                       f"first: `{run}` (or `make run` for ./kiko_home).")
+    store = open_store(path)
+    pushed = pushed_model(store)
     if not pushed["pushed"]:
         raise AskError(f"no model has been pushed in {home} yet: {pushed['reason']}. A run "
                        "pushes its model once the Evaluator blesses it: run the pipeline again "
-                       f"(`kiko run --home {home}`, see `--rmse-upper-bound`); `kiko inspect` "
+                       f"(`{run}`, see `--rmse-upper-bound`); `kiko inspect` "
                        "shows what happened.")
     if not pushed["destination_exists"]:
-        raise AskError(f"the pushed model's folder {pushed['destination']} no longer exists; "
-                       "run the pipeline again to push a model")
+        moved = store.written_in()
+        where = (f" (this home's records were written in {moved[0]}; kiko reads a copied or "
+                 f"moved home's own files, never the original's)" if moved else "")
+        raise AskError(f"the pushed model's folder {pushed['destination']} no longer "
+                       f"exists{where}; run the pipeline again to push a model")
     return pushed
 
 

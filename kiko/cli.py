@@ -2,6 +2,7 @@
 
     kiko download --dest DIR      fetch ml-1m.zip from GroupLens, verify, extract safely
     kiko generate --out DIR       write a synthetic data set in MovieLens-1M format
+    kiko spans --data R --out DIR cut a MovieLens release into time-ordered spans
     kiko run [runner flags]       run the pipeline (same as python pipeline/local_runner.py)
     kiko inspect [...]            runs, artifacts, metrics, pushed model, lineage (ML Metadata)
     kiko report [--out FILE]      one self-contained HTML page about a run
@@ -24,6 +25,8 @@ _COMMANDS = {
                  "fetch ml-1m.zip, verify its checksum, extract safely"),
     "generate": ("kiko.data.synthetic.cli", "main",
                  "generate synthetic data in MovieLens-1M format"),
+    "spans": ("kiko.data.spans_cut", "main",
+              "cut a MovieLens release into time-ordered spans (span-1, span-2, ...)"),
     "run": ("kiko.pipeline.local_runner", "main", "run the pipeline locally (LocalDagRunner)"),
     "inspect": ("kiko.inspect_cli", "main",
                 "runs, artifacts, metrics, pushed model and lineage"),
@@ -34,8 +37,8 @@ _COMMANDS = {
     "recommend": ("kiko.ask_cli", "recommend_main",
                   "top-k movie recommendations for a user, from the pushed model"),
 }
-# Commands that only read: TensorFlow's start-up chatter stays off their output.
-_QUIET = ("inspect", "report", "predict", "recommend")
+# Commands whose output is their own: TensorFlow's start-up chatter stays off it.
+_QUIET = ("inspect", "report", "predict", "recommend", "spans")
 
 
 def _usage() -> str:

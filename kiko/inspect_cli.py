@@ -3,8 +3,9 @@
     kiko inspect [--home DIR | --metadata PATH] [--json] [COMMAND]
 
 Commands: summary (default: a run, the latest unless --run, and the pushed model), runs,
-artifacts [--run ID], models, slices [--model ID], pushed, lineage [--model ID]. The data comes
-from kiko.metadata (see kiko.inspect_views), so `--json` prints exactly what the tables show.
+artifacts [--run ID], models, slices [--model ID], pushed, lineage [--model ID], spans. The data
+comes from kiko.metadata (see kiko.inspect_views), so `--json` prints exactly what the tables
+show.
 """
 
 import argparse
@@ -25,6 +26,8 @@ _COMMANDS = {
     "pushed": "the currently pushed model, or why there is none",
     "lineage": "a model's inputs and what became of it (default: the pushed one, else the "
                "latest)",
+    "spans": "each span ingested (newest first): version, examples, the data gate's drift "
+             "verdict, the runs that trained on it",
 }
 
 
@@ -38,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kiko inspect", parents=[common], epilog=IDS_NOTE,
         description="Inspect the kiko pipeline's ML Metadata: runs, artifacts, models, "
-                    "slice metrics, pushes and lineage.")
+                    "slice metrics, pushes, lineage and spans.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_, description=help_, parents=[common],

@@ -8,6 +8,7 @@ from kiko.metadata.evaluation import EXAMPLE_COUNT, MAE, MSE, RMSE, model_slices
 from kiko.metadata.lineage import lineage
 from kiko.metadata.models import list_models, pushed_model
 from kiko.metadata.runs import list_runs, run_summary
+from kiko.metadata.spans import STOPPED, largest_measure, measure_text, span_rows
 from kiko.summary import summary_lines
 from kiko.text import IDS_NOTE, duration, echo, fmt, pairs, table
 
@@ -132,6 +133,22 @@ def _print_lineage(result: Dict[str, Any]) -> None:
         echo("  (never evaluated)")
 
 
+def _print_spans(rows: List[Dict[str, Any]]) -> None:
+    if not rows:
+        echo("no spans ingested")
+        return
+    echo(table(["SPAN", "VERSION", "EXAMPLES", "BYTES READ", "VERDICT", "LARGEST DRIFT MEASURE",
+                "INGESTED IN", "TRAINED IN", "EXAMPLES ID"],
+               [[r["span"], r["version"], r["examples"], r["bytes_read"], r["verdict"],
+                 measure_text(largest_measure(r["drift"])) if r["drift"] else None, r["run_id"],
+                 r["trained_in_runs"] or None, r["examples_id"]] for r in rows]))
+    for r in rows:
+        if r["verdict"] == STOPPED:
+            echo(f"\nspan {r['span']} version {r['version']} stopped in run "
+                 f"{r.get('stopped_in_run')}: {r['failure'] or 'no message recorded'}")
+    echo(f"\n{IDS_NOTE}")
+
+
 def _print_summary(result: Dict[str, Any]) -> None:
     run = result["run"]
     echo("run")
@@ -161,4 +178,5 @@ VIEWS: Dict[str, Tuple[Callable[..., Any], Callable[[Any], None]]] = {
     "slices": (lambda store, args: model_slices(store, args.model), _print_slices),
     "pushed": (lambda store, args: pushed_model(store), _print_pushed),
     "lineage": (lambda store, args: lineage(store, args.model), _print_lineage),
+    "spans": (lambda store, args: span_rows(store), _print_spans),
 }

@@ -1,15 +1,17 @@
 """The report of a run: one self-contained HTML page about its data, training, evaluation and
-lineage, with the charts embedded (kiko.charts; no script, no network: TFDV's and TFMA's own
+lineage (and, for data that arrives as spans, the model over time: kiko.report_spans), with the
+charts embedded (kiko.charts; no script, no network: TFDV's and TFMA's own
 visualisations load their code from the internet or need a notebook, so only TFDV's anomalies
 table is reused). `kiko report` writes it; so does a local run at its end."""
 
 import html
 import os
+import shlex
 from typing import Any, Dict, Optional, Sequence
 
 from tfx.types import artifact_utils
 
-from kiko import charts
+from kiko import charts, report_spans
 from kiko.components.anomalies_gate.component import read_anomalies
 from kiko.metadata.artifacts import load_statistics
 from kiko.metadata.evaluation import EXAMPLE_COUNT, MAE, MSE, RMSE, evaluation
@@ -84,6 +86,7 @@ def gather(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
         "evaluation": evaluated,
         "lineage": lineage(store, found["model"].id) if found["model"] else None,
         "serving": pushed_model(store),
+        "spans": report_spans.gather(store),
     }
 
 
@@ -169,8 +172,9 @@ def _training_section(training: Optional[Dict[str, Any]]) -> str:
             ["split", "examples", "RMSE", "MAE", "MSE"],
             [[split, v.get("examples"), v.get("rmse"), v.get("mae"), v.get("mse")]
              for split, v in final.items()]))
-    parts.append("<h3>TensorBoard</h3><p>Per-epoch scalars of this model: <code>"
-                 + _e(TENSORBOARD_COMMAND.format(logdir=training["logdir"])) + "</code></p>")
+    command = TENSORBOARD_COMMAND.format(logdir=shlex.quote(training["logdir"]))
+    parts.append(f"<h3>TensorBoard</h3><p>Per-epoch scalars of this model: <code>{_e(command)}"
+                 "</code></p>")
     if training.get("hparams"):
         parts.append("<h3>Hyperparameters</h3>" + _table(
             ["name", "value"], [[k, repr(v)] for k, v in sorted(training["hparams"].items())]))
@@ -264,7 +268,8 @@ def render(report: Dict[str, Any]) -> str:
     body = (header + _data_section(report["data"]) + _training_section(report["training"])
             + _evaluation_section(report["evaluation"], summary["not_pushed_reason"],
                                   summary["pushed_path"])
-            + _lineage_section(report["lineage"], summary, report["serving"]))
+            + _lineage_section(report["lineage"], summary, report["serving"])
+            + report_spans.section(report.get("spans")))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>kiko run "
             f"{_e(summary['run_id'])}</title><style>{_STYLE}</style></head><body><main>{body}"
             "</main></body></html>")

@@ -16,7 +16,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="kiko report",
         description="Write one self-contained HTML page (charts embedded, no network) about a "
-                    "pipeline run: data, training, evaluation and lineage.")
+                    "pipeline run: data, training, evaluation and lineage; for data that "
+                    "arrives as spans, the model over time.")
     parser.add_argument("--home", default="", help=f"pipeline home (default: "
                         f"${configs.HOME_ENV}, else ./{configs.DEFAULT_HOME})")
     parser.add_argument("--run", default=None, metavar="RUN_ID",

@@ -1,9 +1,35 @@
 """One run's account as aligned lines: what `kiko inspect` shows for a run and what a local run
 prints at its end."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from kiko.text import duration, pairs
+
+
+def _spans(spans: List[int]) -> str:
+    if len(spans) > 2 and spans == list(range(spans[0], spans[-1] + 1)):
+        return f"{spans[0]}-{spans[-1]}"
+    return ", ".join(str(s) for s in spans)
+
+
+def span_items(run: Dict[str, Any]) -> List[Tuple[str, Any]]:
+    """The span lines of a run's account: the span ingested, the window trained on, drift."""
+    items: List[Tuple[str, Any]] = []
+    if run.get("span") is not None:
+        items.append(("span", f"{run['span']} (version {run.get('version') or 0})"))
+    if run.get("window"):
+        items.append(("trained on spans", _spans(run["window"])))
+    drift = run.get("drift")
+    if drift:
+        if drift.get("baseline_span", -1) < 0:
+            items.append(("drift", "first span: nothing earlier to compare with"))
+        else:
+            measures = "; ".join(
+                f"{m['feature']} {m['measure'].replace('_', ' ')} {m['value']:.3g}"
+                + (" EXCEEDED" if m["exceeded"] else "") for m in drift.get("measures", []))
+            items.append(("drift", f"{drift['verdict'].replace('_', ' ')} against span "
+                                   f"{drift['baseline_span']}: {measures}"))
+    return items
 
 
 def summary_lines(run: Dict[str, Any]) -> List[str]:
@@ -14,6 +40,10 @@ def summary_lines(run: Dict[str, Any]) -> List[str]:
              ("from cache", f"{run['cached']} executions")]
     if run["failure"]:
         items.append(("failure", run["failure"]))
+    if run.get("nothing_new"):
+        items.append(("new data", "none: this span was ingested before and nothing changed; "
+                                  "every step was served from cache"))
+    items += span_items(run)
     quality = run.get("data_quality") or {}
     if quality:
         counts = ", ".join(f"{key.replace('_', ' ')} {quality[key]:,}" for key in (
@@ -26,6 +56,11 @@ def summary_lines(run: Dict[str, Any]) -> List[str]:
                                         "Examples artifact's rejected_lines/)"))
     items += [("model", run["model_id"]), ("eval RMSE", run["eval_rmse"]),
               ("eval MAE", run["eval_mae"]), ("eval examples", run["eval_example_count"])]
+    if run.get("served_rmse") is not None:
+        # The live model on the same new data: the monitoring figure of the served model.
+        items.append(("served model", f"model {run['served_model_id']}: RMSE "
+                                      f"{run['served_rmse']:.4f}, MAE {run['served_mae']:.4f} "
+                                      "on the same eval split"))
     blend = run.get("blend")
     if blend:
         names = blend.get("names") or [f"w{i + 1}" for i in range(len(blend["weights"]))]

@@ -44,6 +44,16 @@ EMBEDDED_DATA = synthetic.GeneratorConfig()
 RMSE_UPPER_BOUND = 1.0
 MAX_RMSE_INCREASE = 0.01
 
+# Drift of a new span against the previous validated span (components/anomalies_gate/drift.py),
+# set above what consecutive spans of real MovieLens-100K reach (benchmarks/README.md gives the
+# measurements): the rating distribution's Jensen-Shannon divergence; the share of distinct
+# users and movies new to the data (MovieLens users rate in bursts when they join, so most
+# users of a natural span are new); the example count against the previous span's.
+DRIFT_THRESHOLDS = dict(rating_jsd=0.05, unseen_users=0.85, unseen_movies=0.5,
+                        min_count_ratio=0.2, max_count_ratio=5.0)
+# The Trainer's window: the last N validated spans; 0 takes every span.
+WINDOW_SPANS = 0
+
 def schema_path(has_users: bool, has_movies: bool) -> str:
     """The curated schema for data with (or without) a users file and a movies file."""
     name = "ratings" + ("_users" if has_users else "") + ("_movies" if has_movies else "")

@@ -4,10 +4,12 @@ that cannot be created, input data that is not there. Each names the path and sa
 
 import errno
 import os
+import shlex
 import shutil
 import tempfile
 from typing import Iterator, Optional
 
+from kiko.data.movielens import spans
 from kiko.pipeline import configs
 
 # Exit statuses of the runner for problems of the machine or the paths (not of the data or
@@ -76,7 +78,7 @@ def prepare_home(home: str) -> None:
         if not os.path.isdir(parent):
             raise EnvironmentProblem(
                 f"cannot create home {home}: its parent {parent} is not an existing folder; "
-                f"create it (mkdir -p {parent}) or pass another --home")
+                f"create it (mkdir -p {shlex.quote(parent)}) or pass another --home")
         try:
             os.mkdir(home)
         except OSError as error:
@@ -86,10 +88,13 @@ def prepare_home(home: str) -> None:
 def check_data(path: str, source: str) -> None:
     """A given input path must exist (the readers say what is wrong inside it); `source` names
     where the path came from (a flag or an environment variable)."""
+    if path and spans.has_placeholders(path):
+        path = spans.split_pattern(path)[0]  # the folder the pattern is resolved in
     if path and not os.path.exists(path):
         raise EnvironmentProblem(
             f"{source} {os.path.abspath(path)}: no such file or folder; give ml-1m.zip, a folder "
-            "holding ratings.dat, or a ratings file (`kiko download --dest DIR` fetches "
+            "holding ratings.dat, a ratings file, a folder of spans or a pattern with {SPAN} "
+            "(`kiko download --dest DIR` fetches "
             "MovieLens-1M), or leave it out for the embedded generated data")
 
 

@@ -7,19 +7,21 @@ from typing import Any, Dict, List, Optional
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 
 from kiko import data as kiko_data
 from kiko import model as kiko_model
 from kiko.components import movielens_example_gen
-from kiko.components.anomalies_gate.component import AnomaliesGate
+from kiko.components.anomalies_gate.component import AnomaliesGate, SpanVerdict
+from kiko.components.anomalies_gate.thresholds import ON_DRIFT_STOP, DriftThresholds
 from kiko.components.baseline_resolver.strategy import (
     CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
 from kiko.components.movielens_example_gen.component import MovieLensExampleGen
 from kiko.components.movielens_example_gen.options import Options
+from kiko.components.span_resolver import strategy as span_strategy
 from kiko.model import eval_config
 from kiko.model import features as fk
-from kiko.pipeline import nodes
+from kiko.pipeline import configs, nodes
 from kiko.model.hparams import TRAINER_HPARAMS_KEY
 
 RUN_FN = "kiko.model.trainer.run_fn"
@@ -63,6 +65,11 @@ def create_pipeline(
     input_config: Optional[example_gen_pb2.Input] = None,
     output_config: Optional[example_gen_pb2.Output] = None,
     example_gen_options: Options = Options(),
+    range_config: Optional[range_config_pb2.RangeConfig] = None,
+    window_spans: int = configs.WINDOW_SPANS,
+    drift_thresholds: Optional[DriftThresholds] = None,
+    on_drift: str = ON_DRIFT_STOP,
+    span_history: bool = True,
     hparams: Optional[Dict[str, Any]] = None,
     rmse_upper_bound: Optional[float] = None,
     max_rmse_increase: Optional[float] = None,
@@ -71,8 +78,17 @@ def create_pipeline(
     validate_only: bool = False,
     baseline: str = BASELINE_PREVIOUS_BLESSED,
 ) -> tfx.dsl.Pipeline:
-    """ExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> AnomaliesGate
-    -> Trainer -> Evaluator (vs the latest previously blessed model) -> Pusher.
+    """ExampleGen (one span) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
+    AnomaliesGate (schema, and drift against the previous validated span) -> Trainer (on the
+    window of validated spans) -> Evaluator (the new span's eval split, vs the latest previously
+    blessed model) -> Pusher.
+
+    ExampleGen ingests the newest span of `input_config`'s `{SPAN}` pattern, or the span of
+    `range_config` (a StaticRange of one span); data without `{SPAN}` is span 0. The Trainer
+    reads the last `window_spans` validated spans (0: all). The gate stops the run when a
+    measure of `drift_thresholds` (default configs.DRIFT_THRESHOLDS) is exceeded, or warns
+    (`on_drift`). `span_history` False (the Kubeflow v2 compiler accepts no custom resolver)
+    trains on the new span alone and checks no drift.
 
     `validate_only` stops after the anomalies gate (a quick check of new data). `hparams`
     overrides the model's defaults (kiko.model.hparams.HParams). The Evaluator blesses a model
@@ -93,6 +109,7 @@ def create_pipeline(
                          "unless validate_only")
     example_gen = MovieLensExampleGen(
         input_base=input_base, input_config=input_config, output_config=output_config,
+        range_config=range_config,
         options=dataclasses.replace(
             example_gen_options, code_version=code_fingerprint(movielens_example_gen, kiko_data)),
     ).with_id(nodes.EXAMPLE_GEN_ID)
@@ -107,15 +124,50 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"]).with_id(nodes.EXAMPLE_VALIDATOR_ID)
+    # Plain channels with a producer: every artifact the node made in this pipeline, not only
+    # this run's (resolvers look back over spans).
+    all_examples = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                   producer_component_id=nodes.EXAMPLE_GEN_ID)
+    all_verdicts = tfx.dsl.Channel(type=SpanVerdict,
+                                   producer_component_id=nodes.ANOMALIES_GATE_ID)
+    baseline_inputs = {}
+    components = [example_gen, statistics_gen, schema_gen, example_validator]
+    if span_history:
+        drift_baseline = tfx.dsl.Resolver(
+            strategy_class=span_strategy.DriftBaselineStrategy,
+            **{span_strategy.CURRENT_KEY: example_gen.outputs["examples"],
+               span_strategy.EXAMPLES_KEY: all_examples,
+               span_strategy.STATISTICS_KEY: tfx.dsl.Channel(
+                   type=tfx.types.standard_artifacts.ExampleStatistics,
+                   producer_component_id=nodes.STATISTICS_GEN_ID),
+               span_strategy.VERDICTS_KEY: all_verdicts}).with_id(nodes.DRIFT_BASELINE_ID)
+        baseline_inputs = {
+            "baseline_examples": drift_baseline.outputs[span_strategy.EXAMPLES_KEY],
+            "baseline_statistics": drift_baseline.outputs[span_strategy.STATISTICS_KEY]}
+        components.append(drift_baseline)
     anomalies_gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
-        examples=example_gen.outputs["examples"]).with_id(nodes.ANOMALIES_GATE_ID)
-    components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate]
+        examples=example_gen.outputs["examples"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        thresholds=drift_thresholds or DriftThresholds(**configs.DRIFT_THRESHOLDS),
+        on_drift=on_drift, **baseline_inputs).with_id(nodes.ANOMALIES_GATE_ID)
+    components.append(anomalies_gate)
 
     if not validate_only:
+        training_examples = example_gen.outputs["examples"]
+        if span_history:
+            window = tfx.dsl.Resolver(
+                strategy_class=span_strategy.SpanWindowStrategy,
+                config={"num_spans": window_spans},
+                **{span_strategy.EXAMPLES_KEY: all_examples,
+                   span_strategy.VERDICTS_KEY: all_verdicts}).with_id(nodes.SPAN_WINDOW_ID)
+            window.add_upstream_node(anomalies_gate)
+            components.append(window)
+            training_examples = window.outputs[span_strategy.EXAMPLES_KEY]
         model_trainer = tfx.components.Trainer(
             run_fn=RUN_FN,
-            examples=example_gen.outputs["examples"],
+            examples=training_examples,
             schema=schema_gen.outputs["schema"],
             custom_config={TRAINER_HPARAMS_KEY: dict(hparams or {}),
                            "model_code": code_fingerprint(kiko_model)},

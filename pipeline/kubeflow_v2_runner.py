@@ -17,6 +17,7 @@ import posixpath
 from typing import Any, Dict, List, Optional, Tuple
 
 from kiko.data.movielens import AUTO, get_layout, layout_of_name
+from kiko.data.movielens.spans import has_placeholders, split_pattern
 from kiko.pipeline import configs, flags
 
 # The container command: TFX's executor entry point, after importing kiko (Keras 2 must be
@@ -29,10 +30,13 @@ CONTAINER_COMMAND = (
 
 
 def input_location(data_uri: str) -> Tuple[str, str]:
-    """(input_base, split pattern) of the input: the URI of a release's zip or a ratings file.
+    """(input_base, split pattern) of the input: the URI of a release's zip or a ratings file,
+    or a pattern of spans (`gs://BUCKET/ratings/span-{SPAN}.zip`; ExampleGen ingests the newest).
 
     The containers read it; the compiling machine may not see it, so it is not opened here.
     """
+    if has_placeholders(data_uri):
+        return split_pattern(data_uri)
     base, name = posixpath.split(data_uri)
     if not base or not name:
         raise ValueError(f"--data must be the URI of a MovieLens zip or of a ratings file (e.g. "
@@ -68,7 +72,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser,
         data_help="URI of a MovieLens release's zip (ml-100k.zip .. ml-32m.zip) or of a ratings "
                   "file, readable from the containers (its layout's side files beside it are "
-                  f"joined). Default: ${configs.DATA_ENV}",
+                  "joined), or a pattern of spans with {SPAN} (e.g. gs://BUCKET/ml/span-{SPAN}.zip"
+                  ", then pass --layout; each run ingests the newest span or --span N). Default: "
+                  f"${configs.DATA_ENV}",
         layout_help="file layout of the data (default: told by its name, e.g. ml-25m.zip or "
                     "u.data); it also picks the curated schema, which expects the layout's "
                     "side files")
@@ -86,6 +92,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "repeatable, e.g. --beam-arg=--runner=DataflowRunner; also "
         f"{flags.BEAM_ARGS_FROM_ENV}. Default: the DirectRunner in multi-processing mode inside "
         "each container")
+    flags.add_span_flags(parser, history=False)
     flags.add_cache_flag(parser, "Kubeflow")
     args = parser.parse_args(argv)
     flags.resolve(parser, args)
@@ -124,6 +131,8 @@ def build(args: argparse.Namespace):
         serving_dir=args.serving_dir,
         **flags.pipeline_settings(args),
         baseline=BASELINE_LATEST_BLESSED,
+        # The Kubeflow v2 compiler takes no custom resolver: no span window, no drift baseline.
+        span_history=False,
     )
 
 

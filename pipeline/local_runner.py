@@ -8,16 +8,20 @@ Also the pipeline file for the tfx CLI:
 """
 
 import argparse
+import signal
 import sys
 import traceback
 from typing import List, Optional
+
+from absl import logging as absl_logging
 
 from kiko.components.movielens_example_gen.options import (
     DEFAULT_MAX_REJECTED_FRACTION, MALFORMED_CHOICES, MALFORMED_FAIL, PARTITION_CHOICES,
     PARTITION_BY_RATING, Options)
 from kiko.data.movielens import LAYOUTS
 from kiko.data import synthetic
-from kiko.pipeline import configs, environment, flags, run_guard
+from kiko.pipeline import (
+    configs, environment, flags, recovery, run_console, run_guard)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -28,6 +32,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser,
         data_help="a MovieLens release as zip or folder (ml-100k, ml-1m, ml-10m, ml-20m, "
                   "ml-25m, ml-32m, ml-latest), or a ratings file with its side files beside it; "
+                  "or spans: a folder of span-1/, span-2/, ... (or span-N.zip; `kiko spans` cuts "
+                  "a release into them), or a pattern with {SPAN} such as "
+                  "'DIR/span-{SPAN}/ratings.csv' (each run ingests the newest span); "
                   "local or on any filesystem TFX reads (gs://, s3://, hdfs://). Default: "
                   f"${configs.DATA_ENV}, else the embedded synthetic MovieLens-1M-format data "
                   "set, generated once under HOME/data.",
@@ -57,6 +64,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         hparam_help="override a model hyperparameter (repeatable), e.g. --hparam "
                     "embedding_dim=32 --hparam epochs=10; the names and defaults are in "
                     f"kiko_model/hparams.py. Also {flags.HPARAMS_FROM_ENV}.")
+    flags.add_span_flags(parser)
     parser.add_argument("--validate-only", action="store_true",
                         help="stop after data validation (no training, evaluation or push)")
     parser.add_argument("--workers", type=int, default=0,
@@ -83,20 +91,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def build(args: argparse.Namespace):
     """The pipeline for these arguments (generating the embedded data set if it is used)."""
     from kiko.components.movielens_example_gen.component import (
-        locate_input, make_input_config, make_output_config)
-    from kiko.data.movielens.source import resolve_source
+        locate_data, make_input_config, make_output_config)
     from kiko.pipeline.kiko_pipeline import create_pipeline
 
     paths = configs.Paths(configs.home_dir(args.home))
     data = args.data or synthetic.ensure_generated(
         paths.embedded_data_dir, configs.EMBEDDED_DATA).out_dir
-    source = resolve_source(data, args.layout)
-    input_base, pattern = locate_input(source)
+    location = locate_data(data, args.layout, args.span)
+    source = location.latest_source
     return create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=paths.pipeline_root,
-        input_base=input_base,
-        input_config=make_input_config({"single_split": pattern}),
+        input_base=location.input_base,
+        input_config=make_input_config({"single_split": location.pattern}),
         output_config=make_output_config(args.split_ratio, args.partition_by),
         example_gen_options=Options(malformed_lines=args.malformed_lines,
                                     max_rejected_fraction=args.max_rejected_fraction,
@@ -131,33 +138,55 @@ def tell_outcome(paths: configs.Paths, console, run_id: str, failure: Optional[s
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the pipeline, telling its story on the terminal (the full log goes to a file under
     the home); 0 when the run succeeded, 1 when it failed (the console names the component and
-    the error), 2 for a problem of the machine or a path, 75 when another run holds the home."""
-    args = parse_args(argv)
-    from absl import logging as absl_logging
+    the error), 2 for a problem of the machine or a path, 75 when another run holds the home,
+    130 (SIGINT) or 143 (SIGTERM) when a signal stopped it (its unfinished steps are marked
+    CANCELED; the re-run resumes from the cache)."""
+    run_console.hold_warnings()  # the libraries' import-time notices: for the run's log
+    try:
+        return _run(parse_args(argv))
+    finally:
+        run_console.drop_held_warnings()
 
-    from kiko.pipeline import run_console
 
-    absl_logging.set_verbosity(absl_logging.INFO)
+def _run(args: argparse.Namespace) -> int:
+    """main's work, while warnings are held."""
     paths = configs.Paths(configs.home_dir(args.home))
     failure = None
     try:
-        environment.check_data(args.data, args.data_origin)
-        with run_guard.guarded_home(paths, args.lock_wait) as run_id:
-            with run_console.story(paths.home) as console:
+        with run_guard.stop_on_signals() as stop:
+            environment.check_data(args.data, args.data_origin)
+            # The story begins before the clean-up of killed runs loads TFX: from there on
+            # the libraries' warnings and INFO lines go to the run's log, not the terminal.
+            with run_guard.guarded_story(paths, args.lock_wait, run_console.story) as (
+                    run_id, console):
+                absl_logging.set_verbosity(absl_logging.INFO)
+                stop.on_signal = console.hush
                 # TFX loads TensorFlow: only now, so that the refusals above stay instant.
                 from kiko.pipeline.dag_runner import OwnRunIdLocalDagRunner
 
                 runner = OwnRunIdLocalDagRunner(run_id)
                 try:
                     runner.run(build(args))
-                except Exception as error:  # noqa: BLE001  (told on the console; log: traceback)
-                    if environment.describe_failure(error, paths.home) is not None:
+                except BaseException as error:  # noqa: BLE001  (told on the console)
+                    if stop.signum is None and not isinstance(error, Exception):
+                        raise
+                    if stop.signum is None and \
+                            environment.describe_failure(error, paths.home) is not None:
                         raise  # a problem of the machine: one line below
-                    failure = console.failed(error)
+                    if stop.signum is not None:
+                        told = console.interrupted(stop.signum, run_guard.stop_workers())
+                        recovery.cancel_run(paths.metadata_path, paths.pipeline_root, run_id,
+                                            signal.Signals(stop.signum).name, told)
+                    else:
+                        failure = console.failed(error)
+                        recovery.record_failure(paths.metadata_path, run_id, failure)
                 finally:
                     # The tfx CLI's `pipeline create` only compiles this file: then nothing ran.
                     if runner.started:
                         tell_outcome(paths, console, run_id, failure)
+    except run_guard.Interrupted as interrupted:  # before the run began: nothing to undo
+        print(f"kiko: interrupted ({interrupted}) before the run began", file=sys.stderr)
+        return interrupted.exit_code
     except environment.EnvironmentProblem as problem:
         print(f"kiko: {problem}", file=sys.stderr)
         return problem.exit_code
@@ -167,6 +196,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"kiko: {message}", file=sys.stderr)
         return environment.EXIT_ENVIRONMENT
+    if stop.signum is not None:
+        return stop.exit_code
     return 1 if failure else 0
 
 

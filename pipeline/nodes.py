@@ -5,8 +5,13 @@ EXAMPLE_GEN_ID = "MovieLensExampleGen"
 STATISTICS_GEN_ID = "StatisticsGen"
 SCHEMA_GEN_ID = "ImportSchemaGen"
 EXAMPLE_VALIDATOR_ID = "ExampleValidator"
+DRIFT_BASELINE_ID = "DriftBaselineResolver"
 ANOMALIES_GATE_ID = "AnomaliesGate"
+SPAN_WINDOW_ID = "SpanWindowResolver"
 TRAINER_ID = "Trainer"
 MODEL_RESOLVER_ID = "BaselineModelResolver"
 EVALUATOR_ID = "Evaluator"
 PUSHER_ID = "Pusher"
+
+# Resolver nodes: they pick artifacts (recorded as executions of their own) and run no executor.
+RESOLVER_IDS = (DRIFT_BASELINE_ID, SPAN_WINDOW_ID, MODEL_RESOLVER_ID)

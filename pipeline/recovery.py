@@ -35,6 +35,12 @@ _STATEFUL_DIR = "stateful_working_dir"
 # The Pusher's exec property naming its destination (a PushDestination as JSON).
 _PUSH_DESTINATION = "push_destination"
 _PUSHED_MODEL = "PushedModel"
+# Custom property of an execution closed here: when its runner was last seen at work (ms since
+# the epoch), the end of the run's time (kiko.metadata.runs).
+STOPPED_MS = "kiko_stopped_ms"
+# Custom property of a run's failed execution: the line the runner told about the failure;
+# of a pipeline_run context: the line told when a signal stopped the run.
+FAILURE = "kiko_failure"
 
 
 @dataclass
@@ -94,20 +100,46 @@ def _orphaned_pushes(store, execution) -> List[str]:
             and os.path.normpath(os.path.join(base, name)) not in recorded]
 
 
-def recover_interrupted_runs(metadata_path: str, pipeline_root: str,
-                             previous: Optional[Holder] = None) -> List[Interrupted]:
-    """Marks every execution left NEW or RUNNING FAILED (aborted) and removes its output folders;
-    `previous` is the lock's last holder when it never released the lock (named in the message).
+def _node_and_run(store, execution_id: int, context_types):
+    """The execution's contexts, its node id and its run id."""
+    contexts = store.get_contexts_by_execution(execution_id)
+    names = {}
+    for context in contexts:
+        names.setdefault(context_types.get(context.type_id), context.name)
+    pipeline = names.get(_PIPELINE_CONTEXT, "")
+    node_context = names.get(_NODE_CONTEXT, "?")
+    node_id = (node_context[len(pipeline) + 1:]
+               if pipeline and node_context.startswith(pipeline + ".") else node_context)
+    return contexts, node_id, names.get(_RUN_CONTEXT, "?")
 
-    Call only while holding the home's lock: then no live runner owns those executions. The
-    re-run is unaffected otherwise: completed executions stay in the cache.
-    """
+
+def _last_sign_of_life_ms(run_executions, folders: List[str]) -> int:
+    """When a stopped run was last seen at work: the latest update of one of its executions or
+    of a file in the unfinished execution's folders (ML Metadata's own update time of that
+    execution becomes the clean-up's, later by as long as nobody ran in the home)."""
+    moments = [x.last_update_time_since_epoch for x in run_executions]
+    for folder in folders:
+        for parent, _, names in os.walk(folder):
+            for name in [""] + names:
+                try:
+                    moments.append(int(os.path.getmtime(os.path.join(parent, name)) * 1000))
+                except OSError:
+                    pass
+    return max(moments)
+
+
+def _close_unfinished(metadata_path: str, pipeline_root: str, state_name: str, describe,
+                      run_id: Optional[str] = None) -> List[Interrupted]:
+    """Gives every execution left NEW or RUNNING (of `run_id`, or of any run) the final state
+    `state_name` (FAILED or CANCELED) with the result message `describe(node_id, run_id,
+    execution)`, records when it was last seen at work (STOPPED_MS) and removes its folders."""
     if not os.path.isfile(metadata_path):
         return []
     from google.rpc import code_pb2
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
     from tfx import v1 as tfx
+    from tfx.orchestration.portable.mlmd import execution_lib
 
     from kiko.components import _tfx_internal as tfx_internal
 
@@ -119,32 +151,97 @@ def recover_interrupted_runs(metadata_path: str, pipeline_root: str,
         unfinished = store.get_executions(
             list_options=metadata_store.ListOptions(filter_query=_UNFINISHED))
         for execution in sorted(unfinished, key=lambda x: x.id):
-            contexts = store.get_contexts_by_execution(execution.id)
-            names = {}
-            for context in contexts:
-                names.setdefault(context_types.get(context.type_id), context.name)
-            pipeline = names.get(_PIPELINE_CONTEXT, "")
-            node_context = names.get(_NODE_CONTEXT, "?")
-            node_id = (node_context[len(pipeline) + 1:]
-                       if pipeline and node_context.startswith(pipeline + ".") else node_context)
-            run_id = names.get(_RUN_CONTEXT, "?")
-            runner = (f" ({previous.describe()})"
-                      if previous is not None and previous.run_id == run_id else "")
-            message = (f"aborted: the runner of run {run_id}{runner} stopped while {node_id} "
-                       f"was {mlmd_pb2.Execution.State.Name(execution.last_known_state)} "
-                       f"(killed or crashed); marked failed by pid {os.getpid()} at "
-                       f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+            contexts, node_id, execution_run = _node_and_run(store, execution.id, context_types)
+            if run_id is not None and execution_run != run_id:
+                continue
+            was = mlmd_pb2.Execution.State.Name(execution.last_known_state)
+            folders = (_orphaned_outputs(pipeline_root, node_id, execution.id)
+                       + _orphaned_pushes(store, execution))
+            run_executions = [execution] + [
+                x for c in contexts if context_types.get(c.type_id) == _RUN_CONTEXT
+                for x in store.get_executions_by_context(c.id)]
+            seen_ms = _last_sign_of_life_ms(run_executions, folders)
             output = tfx_internal.ExecutorOutput()
-            output.execution_result.code = code_pb2.ABORTED
-            output.execution_result.result_message = message
-            tfx_internal.publish_failed_execution(handle, contexts, execution.id, output)
+            output.execution_result.code = (code_pb2.CANCELLED if state_name == "CANCELED"
+                                             else code_pb2.ABORTED)
+            output.execution_result.result_message = describe(node_id, execution_run, was)
+            execution.last_known_state = mlmd_pb2.Execution.State.Value(state_name)
+            execution.custom_properties[STOPPED_MS].int_value = seen_ms
+            execution_lib.set_execution_result(output.execution_result, execution)
+            execution_lib.put_execution(handle, execution, contexts)
             removed: List[str] = []
-            for path in (_orphaned_outputs(pipeline_root, node_id, execution.id)
-                         + _orphaned_pushes(store, execution)):
+            for path in folders:
                 _remove(path, removed)
-            logging.warning("Execution %d (%s) of run %s was left %s by a runner that is gone: "
-                            "marked FAILED; removed %s.", execution.id, node_id, run_id,
-                            mlmd_pb2.Execution.State.Name(execution.last_known_state),
+            logging.warning("Execution %d (%s) of run %s was left %s: marked %s; removed %s.",
+                            execution.id, node_id, execution_run, was, state_name,
                             ", ".join(removed) or "no folders")
-            found.append(Interrupted(execution.id, node_id, run_id, removed))
+            found.append(Interrupted(execution.id, node_id, execution_run, removed))
     return found
+
+
+def recover_interrupted_runs(metadata_path: str, pipeline_root: str,
+                             previous: Optional[Holder] = None) -> List[Interrupted]:
+    """Marks every execution left NEW or RUNNING FAILED (aborted) and removes its output folders;
+    `previous` is the lock's last holder when it never released the lock (named in the message).
+
+    Call only while holding the home's lock: then no live runner owns those executions. The
+    re-run is unaffected otherwise: completed executions stay in the cache.
+    """
+    def describe(node_id: str, run_id: str, was: str) -> str:
+        runner = (f" ({previous.describe()})"
+                  if previous is not None and previous.run_id == run_id else "")
+        return (f"aborted: the runner of run {run_id}{runner} stopped while {node_id} "
+                f"was {was} (killed or crashed); marked failed by pid {os.getpid()} at "
+                f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+
+    return _close_unfinished(metadata_path, pipeline_root, "FAILED", describe)
+
+
+def cancel_run(metadata_path: str, pipeline_root: str, run_id: str, signal_name: str,
+               told: str) -> List[Interrupted]:
+    """Marks the executions of `run_id` left NEW or RUNNING CANCELED (its runner was stopped by
+    `signal_name`) and removes their output folders; completed ones stay in the cache. The run
+    keeps `told`, the line the runner told, as FAILURE (a step may have started without an
+    execution yet: the run must not look complete)."""
+    def describe(node_id: str, _run_id: str, was: str) -> str:
+        return f"cancelled: {signal_name} stopped the run while {node_id} was {was}"
+
+    found = _close_unfinished(metadata_path, pipeline_root, "CANCELED", describe, run_id)
+    if os.path.isfile(metadata_path):
+        store = _read_write(metadata_path)
+        run = store.get_context_by_type_and_name(_RUN_CONTEXT, run_id)
+        if run is not None:
+            run.custom_properties[FAILURE].string_value = told
+            store.put_contexts([run])
+    return found
+
+
+def _read_write(metadata_path: str):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
+
+    config = mlmd_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    return metadata_store.MetadataStore(config)
+
+
+def record_failure(metadata_path: str, run_id: str, text: str) -> Optional[int]:
+    """Records `text`, the line the runner told about the failure, as the FAILURE custom
+    property of the run's failed execution, so that `kiko inspect` and `kiko report` say it in
+    the same words; returns that execution's id (None when no execution of the run failed)."""
+    if not os.path.isfile(metadata_path):
+        return None
+    from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
+
+    store = _read_write(metadata_path)
+    run = store.get_context_by_type_and_name(_RUN_CONTEXT, run_id)
+    if run is None:
+        return None
+    failed = [x for x in store.get_executions_by_context(run.id)
+              if x.last_known_state == mlmd_pb2.Execution.FAILED]
+    if not failed:
+        return None
+    execution = max(failed, key=lambda x: x.id)
+    execution.custom_properties[FAILURE].string_value = text
+    store.put_executions([execution])
+    return execution.id

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, Iterator, Optional, TextIO
+import warnings
+from typing import Any, Dict, Iterator, List, Optional, TextIO
 
 from kiko.pipeline import configs
 
@@ -35,6 +36,30 @@ _TRANSFORM = re.compile(r"ref_AppliedPTransform_([^)+]+?)(?:_\d+)?\)")
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Warnings given before the story began (libraries' notices as they are imported), for its log.
+_HELD: List[str] = []
+_SHOW_WARNING = warnings.showwarning
+
+
+def _hold(message, category, filename, lineno, file=None, line=None) -> None:
+    _HELD.append(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def hold_warnings() -> None:
+    """Keeps Python warnings off the terminal until `story` begins, which writes them to the
+    run's log (a run that never begins drops them: a refusal is one line)."""
+    warnings.showwarning = _hold
+
+
+def drop_held_warnings() -> str:
+    """Shows warnings again; returns (and forgets) the ones held so far."""
+    if warnings.showwarning is _hold:
+        warnings.showwarning = _SHOW_WARNING
+    held = "".join(_HELD)
+    _HELD.clear()
+    return held
+
+
 def _ours(record: logging.LogRecord) -> bool:
     """Whether kiko's code (not a library) logged the record."""
     path = os.path.abspath(record.pathname)
@@ -49,6 +74,8 @@ class Console(logging.Handler):
         self.terminal = terminal
         self.lock_ = threading.Lock()
         self.component: Optional[str] = None
+        self.latest: Optional[str] = None  # the component that started last
+        self.hushed = False
         self.started = self.last_line = time.monotonic()
         self.cached = False
         self.bundles = 0
@@ -61,6 +88,8 @@ class Console(logging.Handler):
             self.last_line = time.monotonic()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.hushed:
+            return
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
@@ -76,6 +105,7 @@ class Console(logging.Handler):
         running, finished = _RUNNING.match(message), _FINISHED.match(message)
         if running:
             self.component, self.cached, self.bundles, self.stage = running.group(1), False, 0, ""
+            self.latest = self.component
             self.started = time.monotonic()
             self.say(f"  {self.component:<22} started")
         elif finished:
@@ -100,7 +130,7 @@ class Console(logging.Handler):
     def heartbeat(self) -> None:
         """A progress line when a component has been quiet for PROGRESS_EVERY_S."""
         now = time.monotonic()
-        if self.component is None or now - self.last_line < PROGRESS_EVERY_S:
+        if self.hushed or self.component is None or now - self.last_line < PROGRESS_EVERY_S:
             return
         detail = f", Beam bundle {self.bundles} ({self.stage})" if self.bundles else ""
         self.say(f"  {self.component:<22} running {now - self.started:.0f} s{detail}")
@@ -112,6 +142,23 @@ class Console(logging.Handler):
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         text = lines[-1] if lines else type(error).__name__
         self.say(f"  failed: {text}")
+        return text
+
+    def hush(self) -> None:
+        """Tells no more of the run's log records (a signal stops the run: the errors of its
+        dying workers are no news); its own lines still reach the terminal."""
+        self.hushed = True
+
+    def interrupted(self, signum: int, stopped_workers) -> str:
+        """Call in an `except` block once a signal stopped the run: the traceback and the
+        stopped workers go to the log, one line to the terminal; returns that line."""
+        traceback.print_exc()
+        print(f"kiko: stopped by signal {signum}; workers ended: {list(stopped_workers)}",
+              file=sys.stderr)
+        where = (f"during {self.component}" if self.component
+                 else f"after {self.latest}" if self.latest else "before its first step")
+        text = f"interrupted {where}; re-run resumes from cache"
+        self.say(f"  {text}")
         return text
 
     def tell_summary(self, summary: Dict[str, Any]) -> None:
@@ -155,6 +202,7 @@ def story(home: str) -> Iterator[Console]:
     os.dup2(pipe_write, 1)
     os.dup2(pipe_write, 2)
     os.close(pipe_write)
+    sys.stderr.write(drop_held_warnings())  # into the log, like every later one
     handler = Console(terminal)
     # Python logging (libraries, absl, kiko) into the log file, whatever handlers exist.
     to_log = logging.StreamHandler(sys.stderr)

@@ -81,3 +81,24 @@ def test_beam_args_go_to_the_beam_components_only(small_movielens, monkeypatch, 
                  if hasattr(c.executor_spec, "beam_pipeline_args")}
     assert set(with_args) == BEAM_NODES
     assert all(value == ["--runner=FlinkRunner"] for value in with_args.values())
+
+
+@pytest.mark.parametrize("flag,env,origin,named", [
+    ("--beam-arg=--direct_num_workrs=3", "", "--beam-arg", "--direct_num_workrs=3"),  # a typo
+    ("--beam-arg=parallelism=4", "", "--beam-arg", "parallelism=4"),  # no dashes
+    ("--beam-arg=--direct_num_workers=x", "", "--beam-arg", "--direct_num_workers"),  # a bad value
+    ("--workers=2", "--no_such_option", f"${configs.BEAM_ARGS_ENV}", "--no_such_option")])
+def test_an_argument_beam_cannot_parse_is_a_usage_error(flag, env, origin, named, monkeypatch,
+                                                         capsys):
+    """Beam itself would log and drop it; kiko refuses it, naming where it came from and the
+    argument, in one line (not Beam's own usage text)."""
+    with pytest.raises(SystemExit) as exited:
+        _beam_args([flag], monkeypatch, env=env)
+    assert exited.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and f"{origin}: " in errors[0] and named in errors[0]
+
+
+def test_options_of_the_named_runner_are_known(monkeypatch):
+    assert _beam_args(["--beam-arg=--runner=FlinkRunner", "--beam-arg=--flink_master=h:8081"],
+                      monkeypatch)[-1] == "--flink_master=h:8081"

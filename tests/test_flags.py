@@ -59,6 +59,7 @@ def test_bad_hyperparameters_are_usage_errors_naming_the_flag(capsys):
 
 
 def test_beam_arguments_follow_the_runner_settings(monkeypatch):
-    monkeypatch.setenv(configs.BEAM_ARGS_ENV, "--a=1")
-    args = _resolved(["--beam-arg=--b=2"], workers=3)
-    assert args.beam_pipeline_args == configs.beam_pipeline_args(3, ["--a=1", "--b=2"])
+    monkeypatch.setenv(configs.BEAM_ARGS_ENV, "--job_name=a")
+    args = _resolved(["--beam-arg=--direct_runner_bundle_repeat=2"], workers=3)
+    assert args.beam_pipeline_args == configs.beam_pipeline_args(
+        3, ["--job_name=a", "--direct_runner_bundle_repeat=2"])

@@ -27,8 +27,9 @@ from tests.conftest import FAST_HPARAMS, run_local_pipeline
 pytestmark = pytest.mark.slow
 
 NODE_IDS = {nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
-            nodes.EXAMPLE_VALIDATOR_ID, nodes.ANOMALIES_GATE_ID, nodes.TRAINER_ID,
-            nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID}
+            nodes.EXAMPLE_VALIDATOR_ID, nodes.DRIFT_BASELINE_ID, nodes.ANOMALIES_GATE_ID,
+            nodes.SPAN_WINDOW_ID, nodes.TRAINER_ID, nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID,
+            nodes.PUSHER_ID}
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +206,12 @@ def test_artifacts_of_the_run(home, store):
     by_type = {}
     for row in rows:
         by_type.setdefault(row["type"], []).append(row)
-    (examples,) = by_type["Examples"]
-    assert examples["node_id"] == nodes.EXAMPLE_GEN_ID and examples["origin"] == "new"
+    # ExampleGen wrote the span; the span resolvers handed on that same artifact.
+    (examples,) = [r for r in by_type["Examples"] if r["node_id"] == nodes.EXAMPLE_GEN_ID]
+    assert examples["origin"] == "new"
+    resolved = [r for r in by_type["Examples"] if r is not examples]
+    assert {r["node_id"] for r in resolved} == {nodes.DRIFT_BASELINE_ID, nodes.SPAN_WINDOW_ID}
+    assert {r["artifact_id"] for r in resolved} == {examples["artifact_id"]}
     assert examples["splits"] == [fk.TRAIN_SPLIT, fk.EVAL_SPLIT]
     assert examples["rejected_lines"] == 0
     (blessing,) = by_type["ModelBlessing"]

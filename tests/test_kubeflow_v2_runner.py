@@ -183,3 +183,26 @@ def test_container_command_runs_a_compiled_step(spec, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(schema_uri, "schema.pbtxt")) as f, open(SCHEMA_PATH) as g:
         assert f.read() == g.read()
+
+
+def test_spans_compile_with_the_newest_or_a_given_span(tmp_path):
+    """A {SPAN} pattern reaches ExampleGen: the newest span by default, --span N as a one-span
+    range; the Trainer reads the new span (no custom resolver compiles for Kubeflow v2)."""
+    def example_gen_parameters(spec):
+        parameters = _tasks(spec)[nodes.EXAMPLE_GEN_ID]["inputs"]["parameters"]
+        range_config = (_parameter(spec, nodes.EXAMPLE_GEN_ID, "range_config")
+                        if "range_config" in parameters else None)
+        return (json.loads(_parameter(spec, nodes.EXAMPLE_GEN_ID, "input_config")),
+                _parameter(spec, nodes.EXAMPLE_GEN_ID, "input_base"),
+                json.loads(range_config) if range_config else None)
+
+    data = "gs://bucket/ratings/span-{SPAN}.zip"
+    newest = _compile(tmp_path, "--data", data, "--layout", "ml-1m")
+    input_config, input_base, range_config = example_gen_parameters(newest)
+    assert input_base == "gs://bucket/ratings"
+    assert [s["pattern"] for s in input_config["splits"]] == ["span-{SPAN}.zip"]
+    assert range_config is None
+    assert nodes.SPAN_WINDOW_ID not in _tasks(newest)
+    given = _compile(tmp_path, "--data", data, "--layout", "ml-1m", "--span", "4")
+    _, _, range_config = example_gen_parameters(given)
+    assert range_config == {"static_range": {"start_span_number": 4, "end_span_number": 4}}

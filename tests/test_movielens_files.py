@@ -215,3 +215,23 @@ def test_layout_modules_agree_with_the_generator(generated):
                                 ("ml-10m", ml1m.RATINGS_FILE), ("ml-csv", mlcsv.RATINGS_FILE)):
         assert Path(generated[layout].ratings_path).name == module_file
     assert (Path(generated["ml-10m"].out_dir) / ml10m.TAGS_FILE).is_file()
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_forced_wrong_layout_names_what_it_expects_and_what_is_there(tmp_path, generated,
+                                                                       zipped):
+    """--layout ml-100k on an ML-1M release: the message names u.data (what ml-100k reads)
+    and the ratings.dat of layout ml-1m that is there, not a generic hint."""
+    release = Path(generated["ml-1m"].out_dir)
+    where = release
+    if zipped:
+        where = tmp_path / "ml-1m.zip"
+        with zipfile.ZipFile(where, "w") as archive:
+            for path in release.iterdir():
+                archive.write(path, f"ml-1m/{path.name}")
+    with pytest.raises(FileNotFoundError) as raised:
+        resolve_source(str(where), layout="ml-100k")
+    message = str(raised.value)
+    assert "u.data" in message and str(where) in message
+    assert "ratings.dat" in message and "--layout ml-1m" in message
+    assert "such as" not in message

@@ -21,7 +21,7 @@ from tests.conftest import SCHEMA_PATH
 pytestmark = pytest.mark.slow
 
 DATA_NODES = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
-              nodes.EXAMPLE_VALIDATOR_ID, nodes.ANOMALIES_GATE_ID)
+              nodes.EXAMPLE_VALIDATOR_ID, nodes.DRIFT_BASELINE_ID, nodes.ANOMALIES_GATE_ID)
 
 
 def _run(data_dir, home):

@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -122,7 +123,7 @@ def test_a_failed_run_tells_where_and_why_in_a_few_lines(small_movielens, tmp_pa
     out = result.stdout
     assert len(out.splitlines()) < 40, out
     assert "MovieLensExampleGen    FAILED after" in out
-    assert "status         FAILED at MovieLensExampleGen" in out
+    assert re.search(r"^  status +FAILED at MovieLensExampleGen", out, re.MULTILINE)
     assert f"{ml1m.RATINGS_FILE}:9001: rating 'x' is not a number" in out  # the failure line
     report_line = next(line for line in out.splitlines() if line.strip().startswith("report:"))
     assert os.path.isfile(report_line.split("report:", 1)[1].strip())

@@ -1,5 +1,2 @@
-"""AnomaliesGate: fails the run when ExampleValidator found anomalies, before training."""
-
-from kiko.components.anomalies_gate.component import AnomaliesGate, DataAnomaliesError
-
-__all__ = ["AnomaliesGate", "DataAnomaliesError"]
+"""AnomaliesGate: fails the run on schema anomalies or drift of the new span, before training
+(component.py; the drift measures in drift.py, their thresholds in thresholds.py)."""

@@ -5,8 +5,10 @@ movies: small) line by line, decompresses a zipped ratings file once into the st
 and cuts the ratings file into byte ranges from its size alone; the workers run the two passes
 of passes.py over the ranges. No process reads a whole file, and examples are written by the
 workers without a global shuffle (TFX's WriteSplit reshuffles, which makes the DirectRunner
-hold every example in memory). After the pipeline the written records are counted per split
-and the data-quality report (report.py) is recorded and checked.
+hold every example in memory). The distinct user and movie ids come from the merged counts of
+the passes (no pass of their own). After the pipeline the written records are counted per split,
+the ids of every input split are written (outputs.IDS_DIR) and the data-quality report
+(report.py) is recorded and checked.
 """
 
 import functools
@@ -24,12 +26,36 @@ from tfx.utils import proto_utils
 
 from kiko.components._tfx_internal import (
     BaseExampleGenExecutor, examples_utils, generate_output_split_names, write_split)
-from kiko.components.movielens_example_gen import outputs, passes, progress, report
+from kiko.components.movielens_example_gen import outputs, passes, progress, quality, report
 from kiko.components.movielens_example_gen.errors import MalformedLineError, malformed_line_message
 from kiko.components.movielens_example_gen.inputs import input_name, resolve_pattern
 from kiko.components.movielens_example_gen.options import Options
 from kiko.data.movielens.files import join, plan_chunks, stage
 from kiko.data.movielens.reading import check_header, check_not_compressed, read_side_file
+from kiko.model import features as fk
+
+_IDS_STAGING = "ids"  # under an input split's staging folder: that split's distinct ids
+
+
+def _staging_folder(examples_uri: str, name: str) -> str:
+    """The working folder of one input split (removed when the execution ends)."""
+    return join(join(examples_uri, outputs.STAGING_DIR), name)
+
+
+def _write_input_ids(stats: quality.ChunkStats, folder: str) -> None:
+    """One input split's distinct user and movie ids (from its merged counts) into `folder`."""
+    for feature, counts in ((fk.USER_ID, stats.user_counts), (fk.MOVIE_ID, stats.movie_counts)):
+        outputs.write_ids(join(folder, f"{feature}.txt"), counts)
+
+
+def _write_ids(examples_uri: str, input_config: example_gen_pb2.Input) -> None:
+    """The distinct ids over every input split into the artifact's IDS_DIR."""
+    for feature in outputs.ID_FEATURES:
+        ids = set()
+        for split in input_config.splits:
+            folder = join(_staging_folder(examples_uri, input_name(split.pattern)), _IDS_STAGING)
+            ids.update(outputs.read_ids_file(join(folder, f"{feature}.txt")).tolist())
+        outputs.write_ids(outputs.ids_path(examples_uri, feature), ids)
 
 
 @beam.ptransform_fn
@@ -55,9 +81,10 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
     if side_rejects:
         report.write_lines(join(join(examples_uri, outputs.REJECTED_DIR),
                                 f"{name}.side_files.txt"), side_rejects)
-    staging = join(join(examples_uri, outputs.STAGING_DIR), name)
+    staging = _staging_folder(examples_uri, name)
     ratings = stage(source.ratings, staging)
     size = ratings.size()
+    bytes_read = size + sum(ref.size() for ref in (source.users, source.movies) if ref)
     chunks = plan_chunks(ratings.path, size, passes.chunk_bytes(size))
     logging.info("MovieLensExampleGen: %s: %d bytes in %d ranges", source.ratings.display_name,
                  size, len(chunks))
@@ -66,7 +93,7 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
     progress.mark(progress_dir, progress.TOTAL, 0, len(chunks))
     quality_dir = join(examples_uri, outputs.QUALITY_DIR)
     report.write_lines(join(quality_dir, f"{name}.source.json"),
-                       [report.source_json(split_pattern, source, users, movies)])
+                       [report.source_json(split_pattern, source, users, movies, bytes_read)])
 
     output_config = example_gen_pb2.Output()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
@@ -102,10 +129,11 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
                         (passes.DUPLICATES_TAG, outputs.DUPLICATES_DIR)):
         _ = parsed[tag] | f"Write{tag.title()}" >> beam.io.WriteToText(
             join(join(examples_uri, folder), f"{name}.txt"), shard_name_template="")
-    _ = (parsed[passes.STATS_TAG] | "MergeStats" >> beam.CombineGlobally(passes.MergeStats())
-         | "StatsJson" >> beam.Map(report.stats_json)
+    merged = parsed[passes.STATS_TAG] | "MergeStats" >> beam.CombineGlobally(passes.MergeStats())
+    _ = (merged | "StatsJson" >> beam.Map(report.stats_json)
          | "WriteStats" >> beam.io.WriteToText(join(quality_dir, f"{name}.stats.json"),
                                                shard_name_template=""))
+    _ = merged | "WriteIds" >> beam.Map(_write_input_ids, join(staging, _IDS_STAGING))
     return parsed["examples"]
 
 
@@ -151,6 +179,7 @@ class Executor(BaseExampleGenExecutor):
                         pipeline, exec_properties).items():
                     _ = example_split | f"WriteSplit[{split}]" >> _WriteSplit(
                         artifact_utils.get_split_uri([examples], split))
+            _write_ids(examples.uri, input_config)
         except Exception as error:
             message = malformed_line_message(error)
             if message is None:

@@ -81,11 +81,13 @@ def _side_report(side: Optional[SideFile], numeric: Dict[str, str]) -> Optional[
 
 
 def source_json(split_pattern: str, source: Source, users: Optional[SideFile],
-                movies: Optional[SideFile]) -> str:
-    """What an input split reads: its files, layout and encodings, and its side files."""
+                movies: Optional[SideFile], bytes_read: int) -> str:
+    """What an input split reads: its files, layout and encodings, its side files, and the
+    bytes of the files it parses (ratings and side files; uncompressed for zip members)."""
     layout = source.layout
     return json.dumps({
         "input": split_pattern, "layout": layout.name, "release": source.release,
+        "bytes_read": int(bytes_read),
         "encoding": layout.ratings_encoding, "side_encoding": layout.side_encoding,
         "files": {"ratings": source.ratings.display_name,
                   "users": source.users.display_name if source.users else None,
@@ -120,8 +122,9 @@ def count_records(split_uri: str) -> int:
 def _sum_reports(inputs: List[dict]) -> dict:
     """One report over the input splits (usually one): counts add up, the first names files."""
     report = dict(inputs[0])
-    for key in ("lines_read", "blank_lines", "examples", "rejected_lines", "duplicates_exact",
-                "duplicates_conflicting", "ratings_without_user", "ratings_without_movie"):
+    for key in ("bytes_read", "lines_read", "blank_lines", "examples", "rejected_lines",
+                "duplicates_exact", "duplicates_conflicting", "ratings_without_user",
+                "ratings_without_movie"):
         report[key] = sum(r[key] for r in inputs)
     report["bom"] = any(r["bom"] or any((s or {}).get("bom") for s in r["side_files"].values())
                         for r in inputs)

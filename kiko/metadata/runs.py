@@ -2,6 +2,7 @@
 a run made, why it pushed no model, and the short account of a run that `kiko inspect` shows
 and a local run prints at its end."""
 
+import re
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb2
@@ -13,12 +14,24 @@ from kiko.metadata.evaluation import (
     EXAMPLE_COUNT, MAE, RMSE, evaluation, not_blessed_reason)
 from kiko.metadata.store import (
     NODE_ORDER, State, Store, custom, duration_s, failed, first, in_node_order, moment,
-    succeeded)
+    parse_json, succeeded)
 from kiko.metadata.training import read_model_run, training_members
 from kiko.pipeline import nodes
+from kiko.pipeline.recovery import FAILURE, STOPPED_MS
 
 # Run statuses.
 COMPLETE, FAILED, RUNNING, NO_RUNS = "COMPLETE", "FAILED", "RUNNING", "NO RUNS"
+CANCELED = "CANCELED"  # a signal stopped the runner (pipeline.recovery.cancel_run)
+
+
+def _ran_s(executions) -> Optional[float]:
+    """duration_s, ending a stopped execution when its runner was last seen at work (recorded
+    by pipeline.recovery), not when it was marked failed or cancelled."""
+    if not any(STOPPED_MS in x.custom_properties for x in executions):
+        return duration_s(executions)
+    ends = [x.custom_properties[STOPPED_MS].int_value if STOPPED_MS in x.custom_properties
+            else x.last_update_time_since_epoch for x in executions]
+    return round((max(ends) - min(x.create_time_since_epoch for x in executions)) / 1000, 3)
 
 
 def _run_record(store: Store, run: mlmd_pb2.Context) -> Dict[str, Any]:
@@ -27,9 +40,16 @@ def _run_record(store: Store, run: mlmd_pb2.Context) -> Dict[str, Any]:
     rows = [{"node_id": node, "state": State.Name(x.last_known_state), "execution_id": x.id,
              "started": moment(x.create_time_since_epoch), "duration_s": duration_s([x])}
             for node, x in ((n, by_node[n]) for n in in_node_order(by_node))]
+    for row in rows:
+        row["duration_s"] = _ran_s([by_node[row["node_id"]]])
     failed_nodes = [r["node_id"] for r in rows if failed(by_node[r["node_id"]])]
-    if failed_nodes:
-        status = FAILED
+    stopped = run.custom_properties[FAILURE].string_value if FAILURE in run.custom_properties \
+        else None  # the line told when a signal stopped the run (pipeline.recovery)
+    if stopped is not None:
+        status = CANCELED
+    elif failed_nodes:
+        status = CANCELED if by_node[failed_nodes[0]].last_known_state == State.CANCELED \
+            else FAILED
     elif not executions or not all(succeeded(x) for x in executions):
         status = RUNNING  # still running, or interrupted
     else:
@@ -40,9 +60,9 @@ def _run_record(store: Store, run: mlmd_pb2.Context) -> Dict[str, Any]:
         "run_id": run.name, "status": status, "executions": len(executions),
         "cached": sum(x.last_known_state == State.CACHED for x in executions),
         "started": moment(min((x.create_time_since_epoch for x in executions), default=0)),
-        "duration_s": duration_s(executions),
+        "duration_s": _ran_s(executions),
         "failed_node": failed_nodes[0] if failed_nodes else None, "nodes": rows,
-        "not_run": not_run,
+        "not_run": not_run, "stopped": stopped,
     }
 
 
@@ -52,15 +72,39 @@ def list_runs(store: Store) -> List[Dict[str, Any]]:
     return [_run_record(store, run) for run in store.runs()]
 
 
+# The gate's errors name every anomaly or drift measure, one per line.
+_GATE_ERROR = re.compile(r"^(?:[\w.]+\.)?(?:DataAnomaliesError|DataDriftError): ", re.M)
+
+
+def _gate_error(recorded: str) -> Optional[str]:
+    """The gate's whole error message in a recorded traceback, its lines joined into one;
+    None when the gate failed otherwise."""
+    found = list(_GATE_ERROR.finditer(recorded))
+    if not found:
+        return None
+    lines = [line.strip() for line in recorded[found[-1].end():].splitlines() if line.strip()]
+    text = lines[0]
+    for line in lines[1:]:
+        text += (" " if text.endswith(":") else "; ") + line
+    return text
+
+
 def failure_message(store: Store, run_id: str, node: str) -> Optional[str]:
     """What a failed node recorded (TFX's execution result); for the anomalies gate, the
-    anomalies it stopped on."""
+    anomalies or drift it stopped on."""
     executions = store.executions(node=node, run=run_id)
     if not executions:
         return None
     result = execution_lib.get_execution_result(executions[-1], ignore_parse_errors=True)
+    recorded = executions[-1].custom_properties
+    # The line the runner told at the run's end.
+    told = recorded[FAILURE].string_value if FAILURE in recorded else None
     if result is not None and result.result_message.strip():
-        return user_line(result.result_message)
+        gate_error = _gate_error(result.result_message) if node == nodes.ANOMALIES_GATE_ID \
+            else None
+        return gate_error or told or user_line(result.result_message)
+    if told:
+        return told
     if node == nodes.ANOMALIES_GATE_ID:
         inputs = store.inputs(executions[-1].id)
         lines = anomaly_lines(first(inputs, "anomalies"), first(inputs, "examples"))
@@ -84,6 +128,8 @@ def why_not_pushed(store: Store, run_id: Optional[str] = None) -> Optional[str]:
         if result is not None and result["blessed"] is False:
             return not_blessed_reason(result)
         return f"the Pusher of run {run.name} pushed nothing"
+    if record["stopped"]:
+        return f"run {run.name} was stopped: {record['stopped']}"
     if record["failed_node"]:
         failure = failure_message(store, run.name, record["failed_node"])
         return f"run {run.name} failed at {record['failed_node']}" + (
@@ -97,7 +143,8 @@ def run_outputs(store: Store, run_id: str) -> Dict[str, Any]:
     """The latest artifact of each kind one run used or made (None where the run got nowhere)."""
     found: Dict[str, Any] = {}
     for node, key in ((nodes.EXAMPLE_GEN_ID, "examples"), (nodes.STATISTICS_GEN_ID, "statistics"),
-                      (nodes.EXAMPLE_VALIDATOR_ID, "anomalies"), (nodes.TRAINER_ID, "model"),
+                      (nodes.EXAMPLE_VALIDATOR_ID, "anomalies"),
+                      (nodes.ANOMALIES_GATE_ID, "verdict"), (nodes.TRAINER_ID, "model"),
                       (nodes.TRAINER_ID, "model_run"), (nodes.EVALUATOR_ID, "evaluation"),
                       (nodes.PUSHER_ID, "pushed_model")):
         executions = [x for x in store.executions(node=node, run=run_id) if succeeded(x)]
@@ -105,7 +152,24 @@ def run_outputs(store: Store, run_id: str) -> Dict[str, Any]:
         found[key] = first(artifacts, key)
         if node == nodes.EVALUATOR_ID:
             found["evaluator"] = executions[-1] if executions else None
+        if node == nodes.TRAINER_ID:
+            inputs = store.inputs(executions[-1].id) if executions else {}
+            found["window"] = list(inputs.get("examples", []))
     return found
+
+
+def span_lines(found: Dict[str, Any]) -> Dict[str, Any]:
+    """The span a run ingested, the spans its Trainer read and the data gate's drift verdict."""
+    examples, verdict = found["examples"], found["verdict"]
+    info: Dict[str, Any] = {"span": None, "version": None, "window": None, "drift": None}
+    if examples is not None:
+        info["span"], info["version"] = custom(examples, "span"), custom(examples, "version")
+    if found.get("window"):
+        info["window"] = sorted(custom(a, "span") for a in found["window"])
+    if verdict is not None:
+        info["drift"] = {"verdict": custom(verdict, "verdict"),
+                         **(parse_json(custom(verdict, "drift")) or {})}
+    return info
 
 
 def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
@@ -114,7 +178,8 @@ def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
     summary: Dict[str, Any] = dict.fromkeys((
         "run_id", "started", "duration_s", "failed_node", "failure", "model_id", "eval_rmse",
         "eval_mae", "eval_example_count", "blessed", "pushed_path", "not_pushed_reason",
-        "rejected_lines", "data_quality", "blend", "skipped_members"))
+        "rejected_lines", "data_quality", "blend", "skipped_members", "span", "version",
+        "window", "drift", "served_rmse", "served_mae", "served_model_id"))
     summary.update(status=NO_RUNS, cached=0)
     run = store.run(run_id)
     if run is None:
@@ -125,7 +190,13 @@ def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
                                            "cached", "failed_node")})
     if record["failed_node"]:
         summary["failure"] = failure_message(store, run.name, record["failed_node"])
+    summary["failure"] = record["stopped"] or summary["failure"]
     found = run_outputs(store, run.name)
+    summary.update(span_lines(found))
+    # Every step served from cache: the newest span had been ingested and nothing changed.
+    executors = [n for n in record["nodes"] if n["node_id"] not in nodes.RESOLVER_IDS]
+    summary["nothing_new"] = (record["status"] == COMPLETE and bool(executors)
+                              and all(n["state"] == "CACHED" for n in executors))
     if found["examples"] is not None:
         summary["rejected_lines"] = custom(found["examples"], "rejected_lines")
         summary["data_quality"] = data_quality(found["examples"])
@@ -137,6 +208,9 @@ def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
         result = evaluation(store, found["evaluator"])
         metrics = result["metrics"] or {}
         count = metrics.get(EXAMPLE_COUNT)
+        served = result.get("baseline_metrics") or {}
+        summary.update(served_rmse=served.get(RMSE), served_mae=served.get(MAE),
+                       served_model_id=result.get("baseline_model_id"))
         summary.update(eval_rmse=metrics.get(RMSE), eval_mae=metrics.get(MAE),
                        eval_example_count=None if count is None else int(count),
                        blessed=result["blessed"])

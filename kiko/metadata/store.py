@@ -3,6 +3,11 @@ it shares: node order, times, and the properties TFX records on executions and a
 
 Ids are ML Metadata ids. An artifact's folder is named after the id of the *execution* that
 wrote it (TFX's layout), so Model 11 may live in `Trainer/model/15`.
+
+ML Metadata records absolute paths. A home that was copied or moved (`cp -r home copy`) still
+records the home it was written in; the store reads its own home's files instead: a recorded path
+under a home the records were written in is resolved to the same relative path under the home the
+store lives in (docs/operations.md), so a copy never reads, or serves, another home's files.
 """
 
 import datetime
@@ -16,17 +21,27 @@ from tfx.dsl.compiler import constants
 from tfx.orchestration import data_types_utils
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.portable.mlmd import artifact_lib, execution_lib
-# Loaded, TFX's artifact classes are what artifact_lib builds (Model, Examples, PushedModel...).
+# Loaded, TFX's artifact classes are what artifact_lib builds (Model, Examples, PushedModel...),
+# and kiko's own (the data gate's SpanVerdict).
 from tfx.types import standard_artifacts
 
+from kiko.components.anomalies_gate import verdicts
 from kiko.pipeline import configs
 from kiko.pipeline import nodes
 
+# kiko's own artifact types, loaded so that artifact_lib builds them (not ephemeral classes).
+KIKO_ARTIFACT_TYPES = (verdicts.SpanVerdict,)
+
 # Pipeline order of the nodes; nodes not named here follow.
 NODE_ORDER = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
-              nodes.EXAMPLE_VALIDATOR_ID, nodes.ANOMALIES_GATE_ID, nodes.TRAINER_ID,
+              nodes.EXAMPLE_VALIDATOR_ID, nodes.DRIFT_BASELINE_ID, nodes.ANOMALIES_GATE_ID,
+              nodes.SPAN_WINDOW_ID, nodes.TRAINER_ID,
               nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID)
 State = mlmd_pb2.Execution.State
+# The folder under a home that holds every artifact (configs.Paths), and the artifact property
+# holding the Pusher's destination: both are paths the store resolves under its own home.
+_ROOT_NAME = os.path.basename(configs.Paths("").pipeline_root)
+_PUSHED_DESTINATION = "pushed_destination"
 
 
 class StoreError(RuntimeError):
@@ -51,8 +66,41 @@ class Store:
         self.handle = tfx_metadata.Metadata(config).__enter__()
         self.mlmd = self.handle.store
         self.pipeline_name = pipeline_name
+        self.home = os.path.dirname(path)
+        self._written_in: Optional[List[str]] = None
         self._node_of: Optional[Dict[int, str]] = None
         self._run_of: Dict[int, Optional[str]] = {}
+
+    def written_in(self) -> List[str]:
+        """The homes other than this one that the records were written in (a copied or moved
+        home's original), found from where the artifacts' URIs say the pipeline root was."""
+        if self._written_in is None:
+            marker = os.sep + _ROOT_NAME + os.sep
+            homes = {a.uri.split(marker, 1)[0] for a in self.mlmd.get_artifacts()
+                     if os.path.isabs(a.uri) and marker in a.uri}
+            self._written_in = sorted((h for h in homes if h != self.home),
+                                      key=len, reverse=True)
+        return self._written_in
+
+    def local(self, path: Optional[str]) -> Optional[str]:
+        """A recorded path as this home holds it: under a home the records were written in,
+        the same relative path under this home (whether or not it exists: a copy never reads
+        the original's files); any other path as recorded."""
+        if not path or not os.path.isabs(path) or _under(path, self.home):
+            return path
+        for written in self.written_in():
+            if _under(path, written):
+                return os.path.join(self.home, os.path.relpath(path, written))
+        return path
+
+    def _localized(self, artifacts):
+        """TFX artifacts with their URI and pushed destination resolved under this home."""
+        for artifact in artifacts:
+            artifact.uri = self.local(artifact.uri)
+            if artifact.has_custom_property(_PUSHED_DESTINATION):
+                artifact.set_string_custom_property(_PUSHED_DESTINATION, self.local(
+                    artifact.get_string_custom_property(_PUSHED_DESTINATION)))
+        return artifacts
 
     def runs(self) -> List[mlmd_pb2.Context]:
         """Every pipeline run context, oldest first."""
@@ -112,14 +160,17 @@ class Store:
         return self._run_of[execution_id]
 
     def inputs(self, execution_id: int) -> Dict[str, list]:
-        return execution_lib.get_input_artifacts(self.handle, execution_id)
+        found = execution_lib.get_input_artifacts(self.handle, execution_id)
+        return {key: self._localized(artifacts) for key, artifacts in found.items()}
 
     def outputs(self, execution_id: int) -> Dict[str, list]:
-        return execution_lib.get_output_artifacts(self.handle, execution_id)
+        found = execution_lib.get_output_artifacts(self.handle, execution_id)
+        return {key: self._localized(artifacts) for key, artifacts in found.items()}
 
     def artifact(self, artifact_id: int):
         try:
-            return artifact_lib.get_artifacts_by_ids(self.handle, [artifact_id])[0]
+            return self._localized(artifact_lib.get_artifacts_by_ids(self.handle,
+                                                                     [artifact_id]))[0]
         except ValueError:
             return None
 
@@ -127,8 +178,8 @@ class Store:
         """TFX artifacts matching an ML Metadata filter query, oldest first."""
         found = self.mlmd.get_artifacts(list_options=mlmd.ListOptions(
             filter_query=filter_query, order_by=mlmd.OrderByField.ID, is_asc=True))
-        return list(artifact_lib.get_artifacts_by_ids(self.handle, [a.id for a in found])) \
-            if found else []
+        return self._localized(list(artifact_lib.get_artifacts_by_ids(
+            self.handle, [a.id for a in found]))) if found else []
 
     def models(self) -> list:
         """Every Model artifact, oldest first."""
@@ -143,6 +194,11 @@ class Store:
 def open_store(metadata_path: str) -> Store:
     """A read-only store on an existing ML Metadata file (never creates one)."""
     return Store(metadata_path)
+
+
+def _under(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or inside it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def moment(ms: int) -> Optional[str]:

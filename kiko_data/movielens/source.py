@@ -79,6 +79,21 @@ def _pick(candidates: list[Layout], where: str, layout: str) -> Layout:
                      "ratings file itself")
 
 
+def _forced_layout_missing(where: str, layout: str, detect) -> FileNotFoundError:
+    """The error for a forced `layout` whose ratings file is not at `where`: what that layout
+    expects, and what detection (`detect()`, the Source of layout auto) finds there instead."""
+    try:
+        detected = detect()
+    except (FileNotFoundError, ValueError):
+        detected = None
+    found = (f"; it holds {detected.ratings.display_name}, the ratings file of layout "
+             f"{detected.layout_name} (pass --layout {detected.layout_name}, or {AUTO} to "
+             "detect it)") if detected else ""
+    return FileNotFoundError(f"layout {layout} reads a ratings file named "
+                             f"{get_layout(layout).ratings_file}, and {where} holds none (nor "
+                             f"does a subfolder of it){found}")
+
+
 def _local(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
@@ -107,6 +122,8 @@ def _resolve_folder(folder: str, layout: str) -> Source:
         if nested:
             sub, chosen = nested[0]
             return _resolve_folder(join(folder, sub), chosen.name)
+    if not found and layout != AUTO:
+        raise _forced_layout_missing(folder, layout, lambda: _resolve_folder(folder, AUTO))
     chosen = _pick(found, f"{folder} (nor in a subfolder of it, such as ml-1m/)", layout)
     return _source_in_folder(folder, join(folder, chosen.ratings_file), chosen, files)
 
@@ -137,6 +154,8 @@ def _resolve_zip(path: str, layout: str) -> Source:
         raise ValueError(f"{path} holds several MovieLens data sets ("
                          + ", ".join(posixpath.join(f, c.ratings_file) for f, c in found)
                          + "); extract it and pass the one to use")
+    if not found and layout != AUTO:
+        raise _forced_layout_missing(path, layout, lambda: _resolve_zip(path, AUTO))
     folder, chosen = found[0] if found else ("", _pick([], path, layout))
     members = set(by_folder[folder])
 

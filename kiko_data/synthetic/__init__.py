@@ -29,8 +29,9 @@ The generative model, one module per part (all draws from ``numpy.random`` strea
   window). The ML-1M and ML-10M ratings files are sorted by user, then timestamp.
 
 `marginals` holds the release statistics all this imitates, `config` what to generate,
-`writing` the layouts' files, `report` ``generator.json``, `generation` the entry points and
-`cli` the `kiko generate` command.
+`writing` the layouts' files, `report` ``generator.json``, `generation` the entry points,
+`spans` the same data as time-ordered spans with arrivals and drift (``--spans N``) and `cli`
+the `kiko generate` command.
 """
 
 from kiko.data.synthetic.config import LAYOUT_STYLES, GeneratorConfig, LayoutStyle

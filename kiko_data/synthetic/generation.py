@@ -13,7 +13,7 @@ from kiko.data.synthetic.marginals import AGE_CODES, GENRES
 from kiko.data.synthetic.rating_scale import noise_floor
 from kiko.data.synthetic.report import (
     GENERATOR_VERSION, REPORT_FILE, GenerationReport, load_report, write_report)
-from kiko.data.synthetic.truth import ground_truth, streams
+from kiko.data.synthetic.truth import GroundTruth, ground_truth, streams
 from kiko.data.synthetic.writing import write_layout
 
 
@@ -28,23 +28,16 @@ def generate(out_dir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_FILE).unlink(missing_ok=True)
     truth = ground_truth(config)
-    users, movies, titles = truth.users, truth.movies, truth.titles
+    movies = truth.movies
     user_index, movie_index, stamps = truth.user_index, truth.movie_index, truth.timestamps
     ratings, thresholds, levels = truth.ratings, truth.thresholds, config.style.levels
     counts_by_user = np.bincount(user_index, minlength=config.n_users)
     floor = noise_floor(ratings, truth.mean, thresholds, config.noise, levels)
 
-    movie_ids = movies["ids"]
-    genre_names = np.asarray(GENRES, dtype=object)
+    user_rows, movie_rows = side_tables(truth)
     written = write_layout(out, config.layout, streams(config)["layout"], ratings=dict(
-        user=user_index + 1, movie=movie_ids[movie_index], rating=ratings, timestamp=stamps),
-        users=dict(id=np.arange(1, config.n_users + 1),
-                   gender=np.where(users["is_male"], "M", "F").tolist(),
-                   age=np.asarray(AGE_CODES)[users["age_index"]],
-                   occupation=users["occupation"], zip=users["zip"]),
-        movies=dict(id=movie_ids, title=titles,
-                    genres=["|".join(genre_names[row]) for row in movies["genres"]],
-                    year=movies["year"]))
+        user=user_index + 1, movie=movies["ids"][movie_index], rating=ratings,
+        timestamp=stamps), users=user_rows, movies=movie_rows)
 
     layout = LAYOUTS[config.layout]
     histogram = {float(level): int(n) for level, n in
@@ -72,6 +65,19 @@ def generate(out_dir: str | os.PathLike,
     )
     write_report(out, report)
     return report
+
+
+def side_tables(truth: GroundTruth) -> tuple[dict, dict]:
+    """The columns of the users and movies files (`write_layout`'s `users` and `movies`)."""
+    users, movies = truth.users, truth.movies
+    genre_names = np.asarray(GENRES, dtype=object)
+    return (dict(id=np.arange(1, truth.config.n_users + 1),
+                 gender=np.where(users["is_male"], "M", "F").tolist(),
+                 age=np.asarray(AGE_CODES)[users["age_index"]],
+                 occupation=users["occupation"], zip=users["zip"]),
+            dict(id=movies["ids"], title=truth.titles,
+                 genres=["|".join(genre_names[row]) for row in movies["genres"]],
+                 year=movies["year"]))
 
 
 def ensure_generated(out_dir: str | os.PathLike,

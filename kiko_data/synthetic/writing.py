@@ -67,19 +67,21 @@ _UTF8_ORIGINAL_TITLES = ("千と千尋の神隠し", "Амели с Монмар
                          "Ödön & Şükrü", "Cidade de Deus — Rio")
 
 
-def _utf8_titles(titles: list[str]) -> list[str]:
-    """Every 50th title gets an original title in a script latin-1 cannot hold."""
+def _utf8_titles(titles: list[str], positions: Sequence[int]) -> list[str]:
+    """Every 50th title of the catalogue gets an original title in a script latin-1 cannot
+    hold (`positions`: each movie's place in the whole catalogue)."""
     out = list(titles)
-    for i in range(7, len(out), 50):
-        head, year = out[i][:-7], out[i][-7:]  # "Title (YYYY)" -> "Title", " (YYYY)"
-        out[i] = f"{head} ({_UTF8_ORIGINAL_TITLES[i % len(_UTF8_ORIGINAL_TITLES)]}){year}"
+    for k, i in enumerate(positions):
+        if i >= 7 and (i - 7) % 50 == 0:
+            head, year = out[k][:-7], out[k][-7:]  # "Title (YYYY)" -> "Title", " (YYYY)"
+            out[k] = f"{head} ({_UTF8_ORIGINAL_TITLES[i % len(_UTF8_ORIGINAL_TITLES)]}){year}"
     return out
 
 
-def _release_genres(genre_text: list[str]) -> list[str]:
+def _release_genres(genre_text: list[str], positions: Sequence[int]) -> list[str]:
     """ML-10M's and later vocabularies: `Children`, some `IMAX`, a few `(no genres listed)`."""
     out = []
-    for i, text in enumerate(genre_text):
+    for i, text in zip(positions, genre_text):
         text = text.replace("Children's", "Children")
         if i % 97 == 3:
             text += "|IMAX"
@@ -98,10 +100,22 @@ _AGE_GROUP_YEARS = {1: (7, 17), 18: (18, 24), 25: (25, 34), 35: (35, 44), 45: (4
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def ages_in_years(rng: np.random.Generator, age_codes: Sequence[int]) -> list:
+    """ML-100K's ages in years, drawn within each user's ML-1M age group."""
+    return [rng.integers(lo, hi + 1) for lo, hi in
+            (_AGE_GROUP_YEARS[a] for a in np.asarray(age_codes).tolist())]
+
+
 def write_layout(out: Path, layout: str, rng: np.random.Generator, ratings: dict, users: dict,
                   movies: dict) -> dict:
-    """Write the files of `layout`; return {file name: path} of what was written."""
+    """Write the files of `layout`; return {file name: path} of what was written.
+
+    `movies` may hold `position` (each movie's place in the whole catalogue, which decides its
+    release-specific decorations) and `users` may hold `years` (ML-100K ages), so that a subset
+    of the catalogue or of the users is written exactly as in the whole data set (spans).
+    """
     written = {}
+    positions = np.asarray(movies.get("position", np.arange(len(movies["id"])))).tolist()
 
     def write(name: str, rows: Iterator[str], encoding: str) -> None:
         path = out / name
@@ -115,8 +129,7 @@ def write_layout(out: Path, layout: str, rng: np.random.Generator, ratings: dict
         write(ml100k.RATINGS_FILE, _formatted("%s\t%s\t%s\t%s\n",
                                               [np.asarray(c, dtype=object)[order] for c in ids]),
               ml100k.ENCODING)
-        years = [rng.integers(lo, hi + 1) for lo, hi in
-                 (_AGE_GROUP_YEARS[a] for a in users["age"].tolist())]
+        years = users["years"] if "years" in users else ages_in_years(rng, users["age"])
         write(ml100k.USERS_FILE, _formatted("%s|%s|%s|%s|%s\n", [
             users["id"], years, users["gender"],
             [_ML100K_OCCUPATIONS[o] for o in users["occupation"].tolist()], users["zip"]]),
@@ -124,7 +137,7 @@ def write_layout(out: Path, layout: str, rng: np.random.Generator, ratings: dict
         flags = ["|".join("1" if g in row.split("|") else "0" for g in ml100k.GENRES)
                  for row in movies["genres"]]
         dates = [f"{1 + i % 28:02d}-{_MONTHS[i % 12]}-{year}"
-                 for i, year in enumerate(movies["year"].tolist())]
+                 for i, year in zip(positions, movies["year"].tolist())]
         urls = [f"http://us.imdb.com/M/title-exact?{i}" for i in movies["id"].tolist()]
         write(ml100k.MOVIES_FILE, _formatted("%s|%s|%s||%s|%s\n", [
             movies["id"], movies["title"], dates, urls, flags]), ml100k.ENCODING)
@@ -138,8 +151,8 @@ def write_layout(out: Path, layout: str, rng: np.random.Generator, ratings: dict
     elif layout == ml10m.LAYOUT.name:
         write(ml1m.RATINGS_FILE, _formatted("%s::%s::%s::%s\n", ids), ml10m.ENCODING)
         write(ml1m.MOVIES_FILE, _formatted("%s::%s::%s\n", [
-            movies["id"], _utf8_titles(movies["title"]), _release_genres(movies["genres"])]),
-              ml10m.ENCODING)
+            movies["id"], _utf8_titles(movies["title"], positions),
+            _release_genres(movies["genres"], positions)]), ml10m.ENCODING)
         sample = np.arange(0, len(rating_text), max(1, len(rating_text) // 100))
         write(ml10m.TAGS_FILE, _formatted("%s::%s::%s::%s\n", [
             ratings["user"][sample], ratings["movie"][sample],
@@ -150,8 +163,8 @@ def write_layout(out: Path, layout: str, rng: np.random.Generator, ratings: dict
         write(mlcsv.RATINGS_FILE, _formatted(
             "%s,%s,%s,%s\n", [np.asarray(c, dtype=object)[order] for c in ids]), mlcsv.ENCODING)
         write(mlcsv.MOVIES_FILE, _csv_rows(mlcsv.MOVIES_HEADER, [
-            movies["id"].tolist(), _utf8_titles(movies["title"]),
-            _release_genres(movies["genres"])]), mlcsv.ENCODING)
+            movies["id"].tolist(), _utf8_titles(movies["title"], positions),
+            _release_genres(movies["genres"], positions)]), mlcsv.ENCODING)
         written[mlcsv.RATINGS_FILE] = _prepend(out / mlcsv.RATINGS_FILE, mlcsv.RATINGS_HEADER)
     return written
 

@@ -1,0 +1,1 @@
+"""Resolver strategies over spans: the training window and the drift baseline."""
