@@ -104,6 +104,11 @@ def _absent(what: str) -> str:
 
 def _data_section(data: Dict[str, Any]) -> str:
     quality, parts = data["quality"], ["<h2>Data</h2>"]
+    if not quality and not data["splits"]:
+        # Neither ExampleGen's record nor StatisticsGen's counts: nothing was read.
+        parts.append(_absent("The run wrote no examples: it stopped before MovieLensExampleGen "
+                             "finished, so there is no data to describe."))
+        return "<section>" + "".join(parts) + "</section>"
     if quality:
         keys = [k for k, v in quality.items() if isinstance(v, (int, float, str, bool))
                 and not isinstance(v, dict)]
