@@ -215,21 +215,14 @@ def beam_args_problem(checked: Sequence[str], pipeline_args: Sequence[str]) -> O
     return None
 
 
-def span_range(span: Optional[int]):
-    """ExampleGen's range_config for --span (None: the newest span)."""
-    if span is None:
-        return None
-    from tfx.proto import range_config_pb2
-
-    return range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-        start_span_number=span, end_span_number=span))
-
-
 def pipeline_settings(args: argparse.Namespace) -> Dict[str, Any]:
     """The create_pipeline arguments both runners take straight from the shared flags."""
     history = {"window_spans": args.window_spans, "on_drift": args.drift,
                "drift_thresholds": args.drift_thresholds} if hasattr(args, "window_spans") else {}
-    return {"range_config": span_range(args.span), **history,
+    # Imported here: it brings TFX, which the parsers do not need.
+    from kiko.components.movielens_example_gen.inputs import span_range_config
+
+    return {"range_config": span_range_config(args.span), **history,
             "hparams": args.hparams, "rmse_upper_bound": args.rmse_upper_bound,
             "max_rmse_increase": args.max_rmse_increase,
             "beam_pipeline_args": args.beam_pipeline_args, "enable_cache": not args.no_cache}

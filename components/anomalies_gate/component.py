@@ -31,6 +31,7 @@ from kiko.components.anomalies_gate.verdicts import (
     VERDICT_DRIFT_WARNED, VERDICT_FIRST_SPAN, VERDICT_PASSED, SpanVerdict)
 from kiko.components.movielens_example_gen import outputs as example_outputs
 from kiko.components.movielens_example_gen.outputs import DATA_QUALITY_PROPERTY
+from kiko.components.span_resolver.strategy import span_of, version_of
 from kiko.model import features as fk
 
 _Type = anomalies_pb2.AnomalyInfo.Type
@@ -92,14 +93,6 @@ def describe_anomalies(anomalies: anomalies_pb2.Anomalies, split: str,
 def read_anomalies(anomalies_uri: str, split: str) -> anomalies_pb2.Anomalies:
     path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE_NAME)
     return anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
-
-
-def span_of(examples: types.Artifact) -> int:
-    return examples.get_int_custom_property("span")
-
-
-def version_of(examples: types.Artifact) -> int:
-    return examples.get_int_custom_property("version")
 
 
 def check_schema(anomalies: types.Artifact, examples: types.Artifact) -> None:

@@ -29,7 +29,7 @@ def span_of(artifact: types.Artifact) -> int:
     return artifact.get_int_custom_property("span")
 
 
-def _version_of(artifact: types.Artifact) -> int:
+def version_of(artifact: types.Artifact) -> int:
     return artifact.get_int_custom_property("version")
 
 
@@ -51,7 +51,7 @@ def validated_spans(examples: List[types.Artifact], verdicts: List[types.Artifac
             continue
         span = span_of(artifact)
         best = latest.get(span)
-        if best is None or (_version_of(artifact), artifact.id) > (_version_of(best), best.id):
+        if best is None or (version_of(artifact), artifact.id) > (version_of(best), best.id):
             latest[span] = artifact
     return latest
 
