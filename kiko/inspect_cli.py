@@ -27,7 +27,7 @@ _COMMANDS = {
     "lineage": "a model's inputs and what became of it (default: the pushed one, else the "
                "latest)",
     "spans": "each span ingested (newest first): version, examples, the data gate's drift "
-             "verdict, the runs that trained on it",
+             "verdict, the runs that trained on it (warm or cold start)",
 }
 
 

@@ -8,7 +8,9 @@ from kiko.metadata.evaluation import EXAMPLE_COUNT, MAE, MSE, RMSE, model_slices
 from kiko.metadata.lineage import lineage
 from kiko.metadata.models import list_models, pushed_model
 from kiko.metadata.runs import list_runs, run_summary
-from kiko.metadata.spans import STOPPED, largest_measure, measure_text, span_rows
+from kiko.metadata.spans import (
+    STOPPED, largest_measure, measure_text, span_rows, trained_in_text)
+from kiko.metadata.training import start_text
 from kiko.summary import summary_lines
 from kiko.text import IDS_NOTE, duration, echo, fmt, pairs, table
 
@@ -104,6 +106,8 @@ def _print_lineage(result: Dict[str, Any]) -> None:
         if trainer["hparams"]:
             echo("       hparams: " + ", ".join(f"{k}={v}" for k, v in trainer["hparams"].items()))
         echo(f"       model code {trainer['model_code']}  run_fn {trainer['run_fn']}")
+        if trainer.get("start"):
+            echo(f"       start: {start_text(trainer['start'])}")
         for split, values in (trainer["final_metrics"] or {}).items():
             echo(f"       trainer {split}: RMSE {fmt(values.get('rmse'))}  MAE "
                   f"{fmt(values.get('mae'))}  ({values.get('examples')} examples)")
@@ -141,7 +145,7 @@ def _print_spans(rows: List[Dict[str, Any]]) -> None:
                 "INGESTED IN", "TRAINED IN", "EXAMPLES ID"],
                [[r["span"], r["version"], r["examples"], r["bytes_read"], r["verdict"],
                  measure_text(largest_measure(r["drift"])) if r["drift"] else None, r["run_id"],
-                 r["trained_in_runs"] or None, r["examples_id"]] for r in rows]))
+                 trained_in_text(r), r["examples_id"]] for r in rows]))
     for r in rows:
         if r["verdict"] == STOPPED:
             echo(f"\nspan {r['span']} version {r['version']} stopped in run "

@@ -19,7 +19,8 @@ from kiko.metadata.lineage import lineage
 from kiko.metadata.models import pushed_model
 from kiko.metadata.runs import run_outputs, run_summary
 from kiko.metadata.store import Store
-from kiko.metadata.training import read_model_run, training_members
+from kiko.metadata.training import (
+    BASE_MODEL_KEY, read_model_run, start_text, training_members, training_start)
 from kiko.model import features as fk
 from kiko.text import IDS_NOTE, duration, fmt, tabulated
 
@@ -81,8 +82,9 @@ def gather(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
     return {
         "data": data,
         "training": dict(training_members(report), final=report.get("final"),
-                         hparams=report.get("hparams"),
-                         logdir=found["model_run"].uri) if report else None,
+                         hparams=report.get("hparams"), logdir=found["model_run"].uri,
+                         start=training_start(report, found[BASE_MODEL_KEY]))
+        if report else None,
         "evaluation": evaluated,
         "lineage": lineage(store, found["model"].id) if found["model"] else None,
         "serving": pushed_model(store),
@@ -153,11 +155,31 @@ def _data_section(data: Dict[str, Any]) -> str:
     return "<section>" + "".join(parts) + "</section>"
 
 
+def _share(value: Any) -> Optional[str]:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else None
+
+
+def _start_part(start: Optional[Dict[str, Any]]) -> str:
+    """How the Trainer started: warm from a base model (what it kept) or cold, and why."""
+    if not start:
+        return ""
+    rows = [["start", start_text(start)], ["base model", start.get("base_model")],
+            ["warm starts in a row", start.get("warm_chain")],
+            ["users of the base model still in the window", _share(start.get("kept_users"))],
+            ["movies of the base model still in the window", _share(start.get("kept_movies"))],
+            ["users new to the base model", start.get("new_users")],
+            ["movies new to the base model", start.get("new_movies")]]
+    rows += [[f"member {name}", state] for name, state in (start.get("members") or {}).items()]
+    return "<h3>Start</h3>" + _table(["warm start", "value"],
+                                     [r for r in rows if r[1] is not None])
+
+
 def _training_section(training: Optional[Dict[str, Any]]) -> str:
     parts = ["<h2>Training</h2>"]
     if training is None:
         return "<section>" + "".join(parts) + _absent("The run did not train a model.") + \
             "</section>"
+    parts.append(_start_part(training.get("start")))
     members = training["members"]
     if members:
         parts.append(_table(["member", "best val RMSE", "val MAE", "best epoch", "epochs run",

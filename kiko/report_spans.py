@@ -1,15 +1,17 @@
 """The report's "Model over time" section: for data that arrives as spans, each run's candidate
-and the served model scored on the newest span, the examples of each span and the data gate's
-drift measures per span (kiko.metadata.spans). A home with one data set (span 0 only) gets no
-section."""
+(and how its training started) and the served model scored on the newest span, the examples of
+each span and the data gate's drift measures per span (kiko.metadata.spans). A home with one
+data set (span 0 only) gets no section."""
 
 import html
 from typing import Any, Dict, List, Optional
 
 from kiko import charts
 from kiko.metadata.spans import (
-    SHORT_MEASURE_NAMES, STOPPED, has_span_history, measure_text, model_over_time, span_rows)
+    SHORT_MEASURE_NAMES, STOPPED, has_span_history, measure_text, model_over_time, span_rows,
+    trained_in_text)
 from kiko.metadata.store import Store
+from kiko.metadata.training import start_text
 from kiko.text import tabulated
 
 def gather(store: Store) -> Optional[Dict[str, Any]]:
@@ -55,10 +57,12 @@ def section(data: Optional[Dict[str, Any]]) -> str:
     if evaluations:
         parts.append(tabulated(
             ["run", "span", "version", "eval examples", "candidate", "RMSE", "MAE",
-             "served model", "served RMSE", "served MAE", "blessed", "pushed"],
+             "served model", "served RMSE", "served MAE", "blessed", "pushed", "start"],
             [[e["run_id"], e["span"], e["version"], e["eval_examples"], e["model_id"],
               e["rmse"], e["mae"], e["baseline_model_id"], e["baseline_rmse"], e["baseline_mae"],
-              e["blessed"], e["pushed"]] for e in evaluations], "html"))
+              e["blessed"], e["pushed"],
+              start_text(e["start"], brief=True) if e.get("start") else None]
+             for e in evaluations], "html"))
     else:
         parts.append('<p class="muted">No run has evaluated a model yet.</p>')
     columns = _measure_columns(spans)
@@ -70,7 +74,7 @@ def section(data: Optional[Dict[str, Any]]) -> str:
            for feature, measure in columns],
         [[r["span"], r["version"], r["examples"], r["bytes_read"], r["verdict"],
           r["baseline_span"] if (r["baseline_span"] or 0) >= 0 else None, r["run_id"],
-          r["trained_in_runs"] or None] + [_measure_cell(r, c) for c in columns]
+          trained_in_text(r)] + [_measure_cell(r, c) for c in columns]
          for r in oldest_first], "html"))
     for r in oldest_first:
         if r["verdict"] == STOPPED:

@@ -3,6 +3,7 @@ prints at its end."""
 
 from typing import Any, Dict, List, Tuple
 
+from kiko.metadata.training import start_text
 from kiko.text import duration, pairs
 
 
@@ -54,6 +55,8 @@ def summary_lines(run: Dict[str, Any]) -> List[str]:
     if run.get("rejected_lines"):
         items.append(("rejected lines", f"{run['rejected_lines']:,} skipped (kept in the "
                                         "Examples artifact's rejected_lines/)"))
+    if run.get("start"):
+        items.append(("start", start_text(run["start"])))
     items += [("model", run["model_id"]), ("eval RMSE", run["eval_rmse"]),
               ("eval MAE", run["eval_mae"]), ("eval examples", run["eval_example_count"])]
     if run.get("served_rmse") is not None:

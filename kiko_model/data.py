@@ -228,13 +228,30 @@ def take_rows(examples: Examples, rows: np.ndarray) -> Examples:
                                                   examples.columns.items()})
 
 
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: uint64 -> well-spread uint64 (wrapping arithmetic)."""
+    z = values + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def validation_mask(columns: Mapping[str, np.ndarray], fraction: float, seed: int) -> np.ndarray:
+    """Whether each rating is in the validation part: a seeded hash of (user, movie,
+    timestamp) below ``fraction``. A rating's side depends on that rating alone, so it stays
+    on the same side whatever else the data holds: a model warm-started from one trained on an
+    earlier window never saw the validation ratings of a later one."""
+    key = np.full(len(columns[fk.RATING]), np.uint64(seed), dtype=np.uint64)
+    for name in (fk.USER_ID, fk.MOVIE_ID, fk.TIMESTAMP):
+        key = _mix(key ^ np.asarray(columns[name]).astype(np.int64).view(np.uint64))
+    return (key >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 < fraction
+
+
 def split_validation(examples: Examples, fraction: float, seed: int):
-    """A seeded random (fit, validation) partition with ``fraction`` of the rows in validation."""
-    n = len(examples)
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * fraction))
-    return (take_rows(examples, np.sort(order[n_val:])),
-            take_rows(examples, np.sort(order[:n_val])))
+    """A seeded (fit, validation) partition with about ``fraction`` of the rows in
+    validation, each rating's side fixed by `validation_mask`."""
+    mask = validation_mask(examples.columns, fraction, seed)
+    return take_rows(examples, np.flatnonzero(~mask)), take_rows(examples, np.flatnonzero(mask))
 
 
 def from_columns(columns: Mapping[str, object]) -> Examples:

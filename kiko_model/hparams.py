@@ -35,6 +35,9 @@ class HParams:
     # gain of at least `min_delta`; the best epoch's weights are kept.
     patience: int = 3
     min_delta: float = 1e-4
+    # The patience of a member warm-started from the blessed model (see warm_start.py): it
+    # starts near its optimum, so the first epoch without gain ends it.
+    warm_patience: int = 1
 
     # The blend: AutoRecs trained after the MF, blended on the validation part.
     blend: bool = True
@@ -87,7 +90,7 @@ class HParams:
             if not getattr(self, name) > 0:
                 raise ValueError(f"HParams.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("l2_factors", "l2_biases", "l2_side", "autorec_l2", "user_autorec_l2",
-                     "patience", "min_delta", "seed", "autorec_max_ratings"):
+                     "patience", "warm_patience", "min_delta", "seed", "autorec_max_ratings"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HParams.{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("lr_decay", "autorec_lr_decay", "user_autorec_lr_decay"):

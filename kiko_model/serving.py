@@ -11,6 +11,11 @@ from kiko.model import features as fk
 from kiko.model.blend import RatingModel
 from kiko.model.catalog import write_movie_catalog
 
+try:  # tf-keras' switch behind `Model.save(save_traces=False)`, pinned with the stack
+    from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
+except ImportError:  # another Keras 2: its layers' traces are saved too (slower, same model)
+    keras_option_scope = None
+
 _PREDICT_BATCH = 65536
 
 
@@ -79,7 +84,13 @@ def export_saved_model(model: RatingModel, export_dir: str,
     for name, extra in (extra_signatures or {}).items():
         setattr(module, f"_extra_{name}", extra)
         signatures[name] = getattr(extra, name).get_concrete_function()
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    # The signatures above are what serves; Keras would also trace and save every layer's
+    # own call functions (most of the export's time), which nothing loads.
+    if keras_option_scope is None:
+        tf.saved_model.save(module, export_dir, signatures=signatures)
+    else:
+        with keras_option_scope(save_traces=False):
+            tf.saved_model.save(module, export_dir, signatures=signatures)
     if catalog is not None:
         write_movie_catalog(catalog, export_dir)
     return export_dir

@@ -4,7 +4,9 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
+
+import numpy as np
 
 import tensorflow as tf
 from absl import logging
@@ -13,6 +15,7 @@ from tfx import v1 as tfx
 from kiko.model import data
 from kiko.model import features as fk
 from kiko.model import slicing
+from kiko.model import warm_start
 from kiko.model.hparams import TRAINER_HPARAMS_KEY, HParams
 from kiko.model.serving import export_saved_model
 from kiko.model.training import TrainResult, score, train_model
@@ -82,16 +85,42 @@ def _export(result: TrainResult, inputs: _Inputs, serving_model_dir: str) -> Non
         catalog=inputs.catalog)
 
 
+def _start(fn_args: tfx.components.FnArgs, hparams: HParams,
+           inputs: _Inputs) -> tuple[warm_start.Decision, warm_start.Base]:
+    """Warm or cold start from TFX's base model (the latest blessed one), logged."""
+    config = fn_args.custom_config or {}
+    options = warm_start.WarmStartOptions.from_dict(config.get(warm_start.WARM_START_KEY))
+    base = warm_start.read_base(getattr(fn_args, "base_model", None))
+    columns = inputs.fit.columns
+    decision = warm_start.decide(options, hparams, config.get(warm_start.MODEL_CODE_KEY), base,
+                                 np.unique(columns[fk.USER_ID]), np.unique(columns[fk.MOVIE_ID]))
+    warm_start.log_decision(decision, base)
+    return decision, base
+
+
+def _record(fn_args: tfx.components.FnArgs, hparams: HParams, decision: warm_start.Decision,
+            result: TrainResult, inputs: _Inputs) -> warm_start.Record:
+    return warm_start.make_record(
+        hparams, (fn_args.custom_config or {}).get(warm_start.MODEL_CODE_KEY), decision.warm_chain,
+        result.model.member_names, result.vocabularies, inputs.fit)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Train the kiko rating model on the train split and export it for serving."""
+    """Train the kiko rating model on the train split (warm-started from the base model when
+    `warm_start.decide` says so) and export it for serving."""
     hparams = _hparams(fn_args)
     inputs = _input_fn(fn_args, hparams)
-    result = train_model(inputs.fit, inputs.validation, hparams, log_dir=fn_args.model_run_dir)
+    decision, base = _start(fn_args, hparams, inputs)
+    warm_base: Optional[warm_start.Base] = (base if decision.mode == warm_start.START_WARM
+                                            else None)
+    result = train_model(inputs.fit, inputs.validation, hparams, log_dir=fn_args.model_run_dir,
+                         base=warm_base)
     start = time.perf_counter()
     final = _evaluate(result, inputs)
     score_seconds = time.perf_counter() - start
     _write_metrics(fn_args.model_run_dir, {
         "protocol": PROTOCOL,
+        "start": decision.start_block(result.member_starts),
         "hparams": hparams.to_dict(),
         "history": result.history,
         "members": result.members,
@@ -106,5 +135,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     })
     start = time.perf_counter()
     _export(result, inputs, fn_args.serving_model_dir)
-    logging.info("scored the splits in %.1f s, exported the SavedModel in %.1f s",
-                 score_seconds, time.perf_counter() - start)
+    warm_start.write_record(fn_args.serving_model_dir,
+                            _record(fn_args, hparams, decision, result, inputs))
+    logging.info("%s start; scored the splits in %.1f s, exported the SavedModel in %.1f s",
+                 decision.mode, score_seconds, time.perf_counter() - start)

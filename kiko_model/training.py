@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +21,7 @@ from absl import logging
 
 from kiko.model import data
 from kiko.model import features as fk
+from kiko.model import warm_start
 from kiko.model.autorec import AutoRecModel, RatingRows
 from kiko.model.blend import RatingModel, cold_start_scores, fit_blend, support
 from kiko.model.datasets import shuffled_batches, validation_batches
@@ -52,6 +53,8 @@ class TrainResult:
     vocabularies: Optional[Vocabularies] = None
     timings: dict = field(default_factory=dict)  # seconds per phase
     skipped: dict = field(default_factory=dict)  # member name -> why it was not trained
+    # member name -> warm_start.MEMBER_WARM (initialised from the base) or MEMBER_FRESH
+    member_starts: dict = field(default_factory=dict)
 
 
 def score(model: RatingModel, examples: data.Examples) -> Dict[str, float]:
@@ -96,14 +99,15 @@ class _EpochLog(tf.keras.callbacks.Callback):
 def _fit(member: Member, train: tf.data.Dataset, steps: int,
          validation: tf.data.Dataset, epochs: int, learning_rate: float, decay: float,
          hparams: HParams, history: list, log_dir: Optional[str],
-         callbacks: Sequence[tf.keras.callbacks.Callback]) -> dict:
-    """Train ``member`` with Keras fit until its validation RMSE stops improving."""
+         callbacks: Sequence[tf.keras.callbacks.Callback], patience: int) -> dict:
+    """Train ``member`` with Keras fit until its validation RMSE has not improved for
+    ``patience`` epochs; the learning rate of epoch e is learning_rate * decay ** e."""
     start = time.perf_counter()
     # Several steps per call of Keras' training function save per-step overhead.
     member.compile(optimizer=LazyAdam(learning_rate), steps_per_execution=_STEPS_PER_EXECUTION)
     epoch_log = _EpochLog(member.name, history)
     stopping = tf.keras.callbacks.EarlyStopping(
-        monitor="val_rmse", mode="min", patience=hparams.patience, min_delta=hparams.min_delta,
+        monitor="val_rmse", mode="min", patience=patience, min_delta=hparams.min_delta,
         restore_best_weights=True)
     fit_callbacks = [*member.fit_callbacks(), epoch_log, stopping,
                      tf.keras.callbacks.LearningRateScheduler(
@@ -124,12 +128,18 @@ def _fit(member: Member, train: tf.data.Dataset, steps: int,
             "epoch_seconds": list(epoch_log.seconds)}
 
 
+# Called with each freshly built member before it trains: initialises it from the base model
+# when warm-starting; returns the member's early-stopping patience.
+Prepare = Callable[[Member], int]
+
+
 def _train_mf(train: dict, val_batches, vocab: Vocabularies, hparams: HParams, history: list,
-              log_dir, callbacks) -> tuple[MatrixFactorization, dict]:
+              log_dir, callbacks, prepare: Prepare) -> tuple[MatrixFactorization, dict]:
     model = MatrixFactorization(vocab, hparams, float(np.mean(train[fk.RATING])))
+    patience = prepare(model)
     dataset, steps = shuffled_batches(train, hparams.batch_size, hparams.seed, hparams.epochs)
     info = _fit(model, dataset, steps, val_batches, hparams.epochs, hparams.learning_rate,
-                hparams.lr_decay, hparams, history, log_dir, callbacks)
+                hparams.lr_decay, hparams, history, log_dir, callbacks, patience)
     later = info["epoch_seconds"][1:] or info["epoch_seconds"]
     info["examples_per_second"] = (steps * min(hparams.batch_size, len(train[fk.RATING]))
                                    / float(np.median(later)))
@@ -137,7 +147,8 @@ def _train_mf(train: dict, val_batches, vocab: Vocabularies, hparams: HParams, h
 
 
 def _train_autorec(name: str, item_based: bool, train: dict, val_batches, vocab: Vocabularies,
-                   hparams: HParams, history: list, log_dir, callbacks):
+                   hparams: HParams, history: list, log_dir, callbacks,
+                   prepare: Prepare):
     rows, columns = (MOVIE_INDEX, USER_INDEX) if item_based else (USER_INDEX, MOVIE_INDEX)
     n_rows, n_columns = ((vocab.n_movies, vocab.n_users) if item_based
                          else (vocab.n_users, vocab.n_movies))
@@ -151,13 +162,36 @@ def _train_autorec(name: str, item_based: bool, train: dict, val_batches, vocab:
                                         hparams.user_autorec_learning_rate,
                                         hparams.user_autorec_lr_decay, hparams.seed + 40)
     model = AutoRecModel(name, vocab, item_based, units, l2, seed, matrix)
+    patience = prepare(model)
     dataset, steps = matrix.batches(hparams.autorec_batch_size, hparams.autorec_batch_ratings,
                                     seed + 1, hparams.autorec_epochs)
     info = _fit(model, dataset, steps, val_batches, hparams.autorec_epochs, rate, decay,
-                hparams, history, log_dir, callbacks)
+                hparams, history, log_dir, callbacks, patience)
     model.freeze_codes()  # from the restored best weights
     model.matrix = None  # the rows were for training; serving decodes the frozen codes
     return model, info
+
+
+def _preparer(base: Optional[warm_start.Base], vocab: Vocabularies, train: data.Examples,
+              hparams: HParams, starts: Dict[str, str]) -> Prepare:
+    """The `Prepare` of this training: it notes each member's start in ``starts``."""
+    if base is None:
+        def prepare(member: Member) -> int:
+            starts[member.name] = warm_start.MEMBER_FRESH
+            return hparams.patience
+        return prepare
+    record = base.record
+    weights = warm_start.BaseWeights(base.path)
+    values = warm_start.side_values(train, hparams.use_side_features)
+
+    def prepare(member: Member) -> int:
+        if member.name not in record.members:
+            starts[member.name] = warm_start.MEMBER_FRESH
+            return hparams.patience
+        warm_start.initialise(member, weights, record, vocab, values)
+        starts[member.name] = warm_start.MEMBER_WARM
+        return hparams.warm_patience
+    return prepare
 
 
 def autorecs_skipped(n_ratings: int, hparams: HParams) -> Dict[str, str]:
@@ -174,13 +208,18 @@ def autorecs_skipped(n_ratings: int, hparams: HParams) -> Dict[str, str]:
 
 def train_model(train: data.Examples, validation: data.Examples, hparams: HParams = HParams(),
                 log_dir: Optional[str] = None,
-                callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainResult:
+                callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+                base: Optional[warm_start.Base] = None) -> TrainResult:
     """Train every member, then fit the blend on the validation part.
 
     ``validation`` is carved from the training split by the caller (`data.split_validation`);
     it drives early stopping (best weights restored) and the blend weights. ``log_dir`` gets
     the stock TensorBoard logs of each member (one folder per member); ``callbacks`` (Keras
-    callbacks) are passed to every member's fit.
+    callbacks) are passed to every member's fit. ``base``: warm-start from this model (one
+    with a record, chosen by `warm_start.decide`): every member it has starts from its rows
+    (`warm_start.initialise`), then trains as a cold one does (the same learning-rate
+    schedule, from its start) but stops after `HParams.warm_patience` epochs without gain:
+    it starts near its optimum. Members the base lacks train fresh.
     """
     start = time.perf_counter()
     timings: Dict[str, float] = {}
@@ -192,10 +231,12 @@ def train_model(train: data.Examples, validation: data.Examples, hparams: HParam
     vocab = build_vocabularies(train, hparams.use_side_features)
     train_index, val_index = indexed(train, vocab), indexed(validation, vocab)
     val_batches = validation_batches(val_index)
+    member_starts: Dict[str, str] = {}
+    prepare = _preparer(base, vocab, train, hparams, member_starts)
     lap("vocabularies")
     history: list = []
     mf, mf_info = _train_mf(train_index, val_batches, vocab, hparams, history, log_dir,
-                            callbacks)
+                            callbacks, prepare)
     members, infos = [mf], [mf_info]
     lap(MF)
     skipped = autorecs_skipped(len(train_index[fk.RATING]), hparams)
@@ -206,7 +247,8 @@ def train_model(train: data.Examples, validation: data.Examples, hparams: HParam
                                           (USER_AUTOREC, False, hparams.user_autorec)):
             if enabled and name not in skipped:
                 member, info = _train_autorec(name, item_based, train_index, val_batches,
-                                              vocab, hparams, history, log_dir, callbacks)
+                                              vocab, hparams, history, log_dir, callbacks,
+                                              prepare)
                 members.append(member)
                 infos.append(info)
                 lap(name)
@@ -238,4 +280,4 @@ def train_model(train: data.Examples, validation: data.Examples, hparams: HParam
         blend=blend, val_rmse=val_metrics["rmse"], val_mae=val_metrics["mae"],
         train_seconds=time.perf_counter() - start,
         mf_examples_per_second=mf_info["examples_per_second"], vocabularies=vocab,
-        timings=timings, skipped=skipped)
+        timings=timings, skipped=skipped, member_starts=member_starts)

@@ -70,20 +70,27 @@ def add_model_flags(parser: argparse.ArgumentParser, hparam_help: str,
                              f"{configs.MAX_RMSE_INCREASE})")
 
 
-def span_number(text: str) -> int:
-    """A span number (>= 0)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a span number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a span number is >= 0, got {text!r}")
-    return value
+def _non_negative(what: str):
+    """An argparse type: a whole number >= 0, called ``what`` in its errors."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{what} is >= 0, got {text!r}")
+        return value
+    return parse
+
+
+span_number = _non_negative("a span number")
+count = _non_negative("a whole number")
 
 
 def add_span_flags(parser: argparse.ArgumentParser, history: bool = True) -> None:
-    """--span; where the runner resolves earlier spans (`history`), also --window-spans,
-    --drift and --drift-threshold."""
+    """--span; where the runner resolves earlier spans and models (`history`), also
+    --window-spans, --drift, --drift-threshold and the warm start flags, --cold and
+    --cold-every."""
     parser.add_argument("--span", type=span_number, default=None, metavar="N",
                         help="ingest span N of a folder of spans or a {SPAN} pattern (default: "
                              "the newest span); an old span whose files changed is ingested "
@@ -99,6 +106,16 @@ def add_span_flags(parser: argparse.ArgumentParser, history: bool = True) -> Non
     names = ", ".join(f"{k} (default {v:g})" for k, v in configs.DRIFT_THRESHOLDS.items())
     parser.add_argument("--drift-threshold", action="append", default=[], metavar="NAME=VALUE",
                         help=f"override a drift threshold (repeatable): {names}")
+    parser.add_argument("--cold", action="store_true",
+                        help="train this run's model from scratch instead of warm starting it "
+                             "from the latest blessed model (a change of the Trainer's "
+                             "settings: it trains again even when no span is new)")
+    parser.add_argument("--cold-every", type=count, default=0, metavar="N",
+                        help="train from scratch after N-1 warm starts in a row (1: every "
+                             "time; default 0: never). Training is also cold when there is no "
+                             "blessed model yet, the hyperparameters or the model code "
+                             "changed, the base model cannot be read, or the window keeps "
+                             "less than half of its users or movies")
 
 
 def drift_thresholds(parser: argparse.ArgumentParser, texts) -> DriftThresholds:
@@ -217,10 +234,14 @@ def beam_args_problem(checked: Sequence[str], pipeline_args: Sequence[str]) -> O
 
 def pipeline_settings(args: argparse.Namespace) -> Dict[str, Any]:
     """The create_pipeline arguments both runners take straight from the shared flags."""
-    history = {"window_spans": args.window_spans, "on_drift": args.drift,
-               "drift_thresholds": args.drift_thresholds} if hasattr(args, "window_spans") else {}
-    # Imported here: it brings TFX, which the parsers do not need.
+    # Imported here: they bring TFX, which the parsers do not need.
     from kiko.components.movielens_example_gen.inputs import span_range_config
+    from kiko.model.warm_start import WarmStartOptions
+
+    history = {"window_spans": args.window_spans, "on_drift": args.drift,
+               "drift_thresholds": args.drift_thresholds,
+               "warm_start": WarmStartOptions(cold=args.cold, cold_every=args.cold_every)
+               } if hasattr(args, "window_spans") else {}
 
     return {"range_config": span_range_config(args.span), **history,
             "hparams": args.hparams, "rmse_upper_bound": args.rmse_upper_bound,

@@ -15,7 +15,8 @@ from kiko.components import movielens_example_gen
 from kiko.components.anomalies_gate.component import AnomaliesGate, SpanVerdict
 from kiko.components.anomalies_gate.thresholds import ON_DRIFT_STOP, DriftThresholds
 from kiko.components.baseline_resolver.strategy import (
-    CANDIDATE_KEY, MODEL_BLESSING_KEY, MODEL_KEY, PreviousBlessedModelStrategy)
+    CANDIDATE_KEY, CURRENT_EXAMPLES_KEY, MODEL_BLESSING_KEY, MODEL_KEY, BaseModelStrategy,
+    PreviousBlessedModelStrategy)
 from kiko.components.movielens_example_gen.component import MovieLensExampleGen
 from kiko.components.movielens_example_gen.options import Options
 from kiko.components.span_resolver import strategy as span_strategy
@@ -23,6 +24,7 @@ from kiko.model import eval_config
 from kiko.model import features as fk
 from kiko.pipeline import configs, nodes
 from kiko.model.hparams import TRAINER_HPARAMS_KEY
+from kiko.model.warm_start import MODEL_CODE_KEY, WARM_START_KEY, WarmStartOptions
 
 RUN_FN = "kiko.model.trainer.run_fn"
 
@@ -77,18 +79,22 @@ def create_pipeline(
     enable_cache: bool = True,
     validate_only: bool = False,
     baseline: str = BASELINE_PREVIOUS_BLESSED,
+    warm_start: Optional[WarmStartOptions] = None,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen (one span) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
     AnomaliesGate (schema, and drift against the previous validated span) -> Trainer (on the
-    window of validated spans) -> Evaluator (the new span's eval split, vs the latest previously
-    blessed model) -> Pusher.
+    window of validated spans, from a base model) -> Evaluator (the new span's eval split, vs
+    the latest previously blessed model) -> Pusher.
 
     ExampleGen ingests the newest span of `input_config`'s `{SPAN}` pattern, or the span of
     `range_config` (a StaticRange of one span); data without `{SPAN}` is span 0. The Trainer
     reads the last `window_spans` validated spans (0: all). The gate stops the run when a
     measure of `drift_thresholds` (default configs.DRIFT_THRESHOLDS) is exceeded, or warns
-    (`on_drift`). `span_history` False (the Kubeflow v2 compiler accepts no custom resolver)
-    trains on the new span alone and checks no drift.
+    (`on_drift`). The Trainer's base model is the latest blessed model not trained on this
+    run's new Examples (BaseModelStrategy); `warm_start` (default WarmStartOptions()) says when
+    it retrains from scratch instead. `span_history` False (the Kubeflow v2 compiler accepts no
+    custom resolver) trains on the new span alone, checks no drift and gives the Trainer no base
+    model: it trains from scratch.
 
     `validate_only` stops after the anomalies gate (a quick check of new data). `hparams`
     overrides the model's defaults (kiko.model.hparams.HParams). The Evaluator blesses a model
@@ -165,25 +171,38 @@ def create_pipeline(
             window.add_upstream_node(anomalies_gate)
             components.append(window)
             training_examples = window.outputs[span_strategy.EXAMPLES_KEY]
+        def blessed_model_channels():
+            return {MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                    MODEL_BLESSING_KEY: tfx.dsl.Channel(
+                        type=tfx.types.standard_artifacts.ModelBlessing)}
+
+        base_model = None
+        if span_history:
+            base_resolver = tfx.dsl.Resolver(
+                strategy_class=BaseModelStrategy,
+                **{CURRENT_EXAMPLES_KEY: example_gen.outputs["examples"]},
+                **blessed_model_channels()).with_id(nodes.BASE_MODEL_RESOLVER_ID)
+            base_resolver.add_upstream_node(anomalies_gate)
+            components.append(base_resolver)
+            base_model = base_resolver.outputs[MODEL_KEY]
         model_trainer = tfx.components.Trainer(
             run_fn=RUN_FN,
             examples=training_examples,
             schema=schema_gen.outputs["schema"],
+            base_model=base_model,
             custom_config={TRAINER_HPARAMS_KEY: dict(hparams or {}),
-                           "model_code": code_fingerprint(kiko_model)},
+                           MODEL_CODE_KEY: code_fingerprint(kiko_model),
+                           WARM_START_KEY: (warm_start or WarmStartOptions()).to_dict()},
         ).with_id(nodes.TRAINER_ID)
         model_trainer.add_upstream_node(anomalies_gate)
-        blessed_model_channels = {
-            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)}
         if baseline == BASELINE_PREVIOUS_BLESSED:
             model_resolver = tfx.dsl.Resolver(
                 strategy_class=PreviousBlessedModelStrategy,
-                **{CANDIDATE_KEY: model_trainer.outputs["model"]}, **blessed_model_channels)
+                **{CANDIDATE_KEY: model_trainer.outputs["model"]}, **blessed_model_channels())
         else:
             model_resolver = tfx.dsl.Resolver(
                 strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-                **blessed_model_channels)
+                **blessed_model_channels())
         model_resolver = model_resolver.with_id(nodes.MODEL_RESOLVER_ID)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],

@@ -131,7 +131,8 @@ def build(args: argparse.Namespace):
         serving_dir=args.serving_dir,
         **flags.pipeline_settings(args),
         baseline=BASELINE_LATEST_BLESSED,
-        # The Kubeflow v2 compiler takes no custom resolver: no span window, no drift baseline.
+        # The Kubeflow v2 compiler takes no custom resolver: no span window, no drift baseline,
+        # no base model (the Trainer trains from scratch every run).
         span_history=False,
     )
 

@@ -8,10 +8,11 @@ EXAMPLE_VALIDATOR_ID = "ExampleValidator"
 DRIFT_BASELINE_ID = "DriftBaselineResolver"
 ANOMALIES_GATE_ID = "AnomaliesGate"
 SPAN_WINDOW_ID = "SpanWindowResolver"
+BASE_MODEL_RESOLVER_ID = "BaseModelResolver"
 TRAINER_ID = "Trainer"
 MODEL_RESOLVER_ID = "BaselineModelResolver"
 EVALUATOR_ID = "Evaluator"
 PUSHER_ID = "Pusher"
 
 # Resolver nodes: they pick artifacts (recorded as executions of their own) and run no executor.
-RESOLVER_IDS = (DRIFT_BASELINE_ID, SPAN_WINDOW_ID, MODEL_RESOLVER_ID)
+RESOLVER_IDS = (DRIFT_BASELINE_ID, SPAN_WINDOW_ID, BASE_MODEL_RESOLVER_ID, MODEL_RESOLVER_ID)

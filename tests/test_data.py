@@ -148,7 +148,21 @@ def test_side_tables_align_to_other_ids_and_split_with_the_rows():
     assert [movies.features[fk.GENRES].values_of(i) for i in range(3)] == [
         (b"C",), (), (b"A", b"B")]
     fit, val = data.split_validation(examples, 0.5, seed=3)
-    assert len(fit) == len(val) == 2
+    assert len(fit) + len(val) == 4
     assert sorted(fit.columns[fk.RATING].tolist() + val.columns[fk.RATING].tolist()) == [
         1.0, 2.0, 3.0, 4.0]
     assert fit.users is examples.users
+
+
+def test_a_ratings_validation_side_does_not_depend_on_the_rest_of_the_data():
+    rng = np.random.default_rng(0)
+    n = 20000
+    columns = {fk.USER_ID: rng.integers(1, 500, n), fk.MOVIE_ID: rng.integers(1, 900, n),
+               fk.TIMESTAMP: rng.integers(0, 10**9, n), fk.RATING: rng.integers(1, 6, n)}
+    mask = data.validation_mask(columns, 0.05, seed=42)
+    assert 0.04 < mask.mean() < 0.06
+    # The second half alone (a later window) puts each of its ratings on the same side.
+    later = {k: v[n // 2:] for k, v in columns.items()}
+    np.testing.assert_array_equal(data.validation_mask(later, 0.05, seed=42), mask[n // 2:])
+    # Another seed draws another part.
+    assert (data.validation_mask(columns, 0.05, seed=43) != mask).any()

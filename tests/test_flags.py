@@ -63,3 +63,40 @@ def test_beam_arguments_follow_the_runner_settings(monkeypatch):
     args = _resolved(["--beam-arg=--direct_runner_bundle_repeat=2"], workers=3)
     assert args.beam_pipeline_args == configs.beam_pipeline_args(
         3, ["--job_name=a", "--direct_runner_bundle_repeat=2"])
+
+
+def _span_parser(history):
+    parser = _parser()
+    flags.add_span_flags(parser, history=history)
+    return parser
+
+
+def test_warm_start_flags_reach_the_pipeline_settings():
+    from kiko.model.warm_start import WarmStartOptions
+
+    parser = _span_parser(history=True)
+    args = parser.parse_args([])
+    flags.resolve(parser, args)
+    assert flags.pipeline_settings(args)["warm_start"] == WarmStartOptions()
+    args = parser.parse_args(["--cold", "--cold-every", "4"])
+    flags.resolve(parser, args)
+    assert flags.pipeline_settings(args)["warm_start"] == WarmStartOptions(cold=True,
+                                                                           cold_every=4)
+    help_text = " ".join(parser.format_help().split())
+    assert "after N-1 warm starts in a row (1: every time; default 0: never)" in help_text
+
+
+def test_bad_cold_every_is_a_usage_error_and_runners_without_history_have_no_warm_start(
+        capsys):
+    for bad, problem in (("-1", "a whole number is >= 0"), ("x", "expected a whole number"),
+                         ("2.5", "expected a whole number")):
+        with pytest.raises(SystemExit) as exit_:
+            _span_parser(history=True).parse_args(["--cold-every", bad])
+        assert exit_.value.code == 2
+        assert f"--cold-every: {problem}, got {bad!r}" in capsys.readouterr().err
+    parser = _span_parser(history=False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--cold"])
+    args = parser.parse_args([])
+    flags.resolve(parser, args)
+    assert "warm_start" not in flags.pipeline_settings(args)

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 
 NODE_IDS = {nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
             nodes.EXAMPLE_VALIDATOR_ID, nodes.DRIFT_BASELINE_ID, nodes.ANOMALIES_GATE_ID,
-            nodes.SPAN_WINDOW_ID, nodes.TRAINER_ID, nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID,
-            nodes.PUSHER_ID}
+            nodes.SPAN_WINDOW_ID, nodes.BASE_MODEL_RESOLVER_ID, nodes.TRAINER_ID,
+            nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID}
 
 
 @pytest.fixture(scope="module")

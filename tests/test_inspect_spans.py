@@ -154,14 +154,28 @@ class StoreBuilder:
         self.execute(nodes.ANOMALIES_GATE_ID, inputs, {"verdict": [out]})
         return out
 
-    def train(self, window):
+    def train(self, window, base=None, start=None):
+        """A Trainer on `window` (after the resolvers), warm started from `base` when given;
+        `start` is its metrics.json's "start" record (none written when None)."""
         # A resolver's execution records what it resolved as INTERNAL_OUTPUT (TFX's
         # resolver_node_handler); only the Trainer's INPUT events say what it trained on.
         self.execute(nodes.SPAN_WINDOW_ID, outputs={"examples": list(window)},
                      output_event_type=mlmd_pb2.Event.INTERNAL_OUTPUT)
+        self.execute(nodes.BASE_MODEL_RESOLVER_ID, outputs={"model": [base] if base else []},
+                     output_event_type=mlmd_pb2.Event.INTERNAL_OUTPUT)
         model = self._artifact(standard_artifacts.Model, nodes.TRAINER_ID, "model")
-        self.execute(nodes.TRAINER_ID, {"examples": list(window)}, {"model": [model]})
+        model_run = self._artifact(standard_artifacts.ModelRun, nodes.TRAINER_ID, "model_run")
+        if start is not None:
+            with open(os.path.join(model_run.uri, fk.METRICS_FILE), "w") as f:
+                json.dump({"members": [], "start": start}, f)
+        inputs = {"examples": list(window), **({"base_model": [base]} if base else {})}
+        self.execute(nodes.TRAINER_ID, inputs, {"model": [model], "model_run": [model_run]})
         return model
+
+    def cached_train(self, model, window, base=None):
+        """A Trainer served from cache: the same inputs, the same model as output."""
+        inputs = {"examples": list(window), **({"base_model": [base]} if base else {})}
+        self.execute(nodes.TRAINER_ID, inputs, {"model": [model]}, state=State.CACHED)
 
     def evaluate(self, examples, model, baseline, candidate_metrics, baseline_metrics,
                  blessed):
@@ -173,6 +187,7 @@ class StoreBuilder:
         blessing = self._artifact(standard_artifacts.ModelBlessing, nodes.EVALUATOR_ID,
                                   "blessing")
         blessing.set_int_custom_property("blessed", int(blessed))
+        blessing.set_int_custom_property("current_model_id", model.id)  # as the Evaluator does
         self.evaluations.append((evaluation.uri, candidate_metrics,
                                  baseline_metrics if baseline is not None else None))
         self.execute(nodes.EVALUATOR_ID, inputs,
@@ -226,29 +241,45 @@ def _scores(rmse, mae, count):
     return {RMSE: rmse, MAE: mae, "example_count": float(count)}
 
 
+COLD_START = {"mode": "cold", "reason": "no blessed model trained before this data", "base_model": None,
+              "warm_chain": 0, "kept_users": None, "kept_movies": None, "new_users": None,
+              "new_movies": None, "members": {"mf": "fresh", "item_autorec": "fresh"}}
+
+
+def warm_start(base, chain):
+    """metrics.json's record of a warm start from `base` (a Model artifact)."""
+    return {"mode": "warm", "reason": f"warm start from the blessed model {base.uri}: kept 140 "
+                                      "of 150 users and 190 of 200 movies; 12 new users, 3 new "
+                                      "movies",
+            "base_model": base.uri, "warm_chain": chain, "kept_users": 140 / 150,
+            "kept_movies": 0.95, "new_users": 12, "new_movies": 3,
+            "members": {"mf": "warm", "item_autorec": "fresh"}}
+
+
 def _first_run(b, span, scores):
-    """Run 1 on `span` (1000 examples): the first span, trained, blessed and pushed."""
+    """Run 1 on `span` (1000 examples): the first span, trained (cold), blessed and pushed."""
     b.start_run("run-1")
     examples = b.example_gen(span, 0, 1000)
     b.gate(examples, [], VERDICT_FIRST_SPAN)
-    model = b.train([examples])
+    model = b.train([examples], start=COLD_START)
     b.push(model, b.evaluate(examples, model, None, scores, None, True), True)
     return examples, model
 
 
 @pytest.fixture(scope="module")
 def spans_home(tmp_path_factory):
-    """Five runs over spans 1..5: a first span (trained, blessed, pushed); span 2 passed
-    (window 1-2, blessed over the served model, pushed); span 3 stopped by drift; span 4
-    drifted, let through with a warning (window 2 and 4; worse than the served model: not
-    blessed); span 5's run failed at StatisticsGen, before the gate."""
+    """Five runs over spans 1..5: a first span (trained cold, blessed, pushed); span 2 passed
+    (window 1-2, warm from run 1's model, blessed over the served model, pushed); span 3
+    stopped by drift; span 4 drifted, let through with a warning (window 2 and 4, warm from run
+    2's model; worse than the served model: not blessed); span 5's run failed at
+    StatisticsGen, before the gate."""
     b = StoreBuilder(tmp_path_factory.mktemp("spans_home"))
     e1, m1 = _first_run(b, 1, _scores(0.95, 0.75, 100))
 
     b.start_run("run-2")
     e2 = b.example_gen(2, 0, 1100)
     b.gate(e2, [e1], VERDICT_PASSED, _measures(0.004, 0.12, 1.1))
-    m2 = b.train([e1, e2])
+    m2 = b.train([e1, e2], base=m1, start=warm_start(m1, 1))
     b.push(m2, b.evaluate(e2, m2, m1, _scores(0.90, 0.71, 110), _scores(0.97, 0.77, 110),
                           True), True)
 
@@ -259,7 +290,7 @@ def spans_home(tmp_path_factory):
     b.start_run("run-4")
     e4 = b.example_gen(4, 0, 1200)
     b.gate(e4, [e1, e2], VERDICT_DRIFT_WARNED, _measures(0.02, 0.9, 1.09))
-    m4 = b.train([e2, e4])
+    m4 = b.train([e2, e4], base=m2, start=warm_start(m2, 2))
     b.push(m4, b.evaluate(e4, m4, m2, _scores(1.10, 0.88, 120), _scores(1.02, 0.81, 120),
                           False), False)
 
@@ -295,6 +326,9 @@ def test_span_rows_give_each_span_its_verdict_drift_and_training_runs(spans_home
     # The training windows: span 1 in runs 1-2, span 2 in runs 2 and 4, span 4 in run 4.
     assert {s: by_span[s]["trained_in_runs"] for s in by_span} == {
         1: ["run-1", "run-2"], 2: ["run-2", "run-4"], 3: [], 4: ["run-4"], 5: []}
+    # How each of those trainings started: run 1 cold, runs 2 and 4 warm.
+    assert {s: by_span[s]["training_starts"] for s in by_span} == {
+        1: ["cold", "warm"], 2: ["warm", "warm"], 3: [], 4: ["warm"], 5: []}
     assert by_span[1]["drift"] == [] and by_span[1]["baseline_span"] == -1
     assert by_span[2]["baseline_span"] == 1
     assert [m["value"] for m in by_span[4]["drift"]] == [0.02, 0.9, 0.01, 1.09]
@@ -344,7 +378,9 @@ def test_inspect_spans_prints_the_table_and_json(spans_home, capsys):
     assert rows["2"]["LARGEST DRIFT MEASURE"] == "user_id unseen 0.1200 <= 0.3"
     assert rows["1"]["LARGEST DRIFT MEASURE"] == "-"
     assert rows["3"]["VERDICT"] == STOPPED and rows["5"]["VERDICT"] == NOT_CHECKED
-    assert rows["2"]["TRAINED IN"] == "run-2,run-4" and rows["3"]["TRAINED IN"] == "-"
+    assert rows["2"]["TRAINED IN"] == "run-2 (warm), run-4 (warm)"
+    assert rows["1"]["TRAINED IN"] == "run-1 (cold), run-2 (warm)"
+    assert rows["3"]["TRAINED IN"] == "-"
     assert rows["2"]["EXAMPLES"] == "1100"
     stopped = [n for n in notes if n.startswith("span 3 ")]
     assert stopped and "stopped in run run-3" in stopped[0]
@@ -384,6 +420,10 @@ def test_model_over_time_scores_each_candidate_and_the_served_model(spans_home):
     assert [r["eval_examples"] for r in rows] == [100, 110, 120]
     assert [r["span_examples"] for r in rows] == [1000, 1100, 1200]
     assert not any(r["metrics_error"] for r in rows)
+    # Each candidate's start, with the id of the model it warm started from.
+    assert [(r["start"]["mode"], r["start"]["base_model_id"], r["start"]["warm_chain"])
+            for r in rows] == [("cold", None, 0), ("warm", first["model_id"], 1),
+                               ("warm", second["model_id"], 2)]
 
 
 def test_report_shows_the_model_over_time(spans_home, tmp_path):
@@ -396,11 +436,16 @@ def test_report_shows_the_model_over_time(spans_home, tmp_path):
     assert [(c[0], c[1], c[5], c[8], c[10]) for c in evaluations] == [
         ("run-1", "1", "0.9500", "-", "yes"), ("run-2", "2", "0.9000", "0.9700", "yes"),
         ("run-4", "4", "1.1000", "1.0200", "no")]
+    models = [c[4] for c in evaluations]
+    assert [c[12] for c in evaluations] == [
+        "cold: no blessed model trained before this data", f"warm from model {models[0]}",
+        f"warm from model {models[1]} (2 warm starts in a row)"]
     assert [c[:5] for c in spans] == [
         ["1", "0", "1000", "21000", VERDICT_FIRST_SPAN], ["2", "0", "1100", "23100", "passed"],
         ["3", "0", "900", "18900", STOPPED], ["4", "0", "1200", "25200", "drift_warned"],
         ["5", "0", "1000", "21000", NOT_CHECKED]]
     assert spans[3][9] == "0.9000 / 0.3 exceeded"  # user_id unseen of span 4
+    assert spans[0][7] == "run-1 (cold), run-2 (warm)"  # trained in
     assert "Span 3 version 0 stopped in run run-3" in section
     assert len(re.findall(r'src="data:image/png;base64,', section)) == 1
 
@@ -414,3 +459,51 @@ def test_a_single_data_set_gets_no_model_over_time(single_span_home):
     page = report.render(report.gather(store))
     assert "Model over time" not in page and "<h2>Evaluation (TFMA, eval split)</h2>" in page
     assert has_span_history([{"span": 3}])  # one span, but not the first data set
+
+
+def test_each_run_tells_how_its_training_started(spans_home, capsys):
+    store = _store(spans_home)
+    models = [m.id for m in store.models()]
+    summary = runs.run_summary(store, "run-2")
+    assert (summary["start"]["mode"], summary["start"]["base_model_id"]) == ("warm", models[0])
+    code, out, _ = _cli(capsys, "--home", spans_home, "summary", "--run", "run-2")
+    (line,) = [line for line in out.splitlines() if line.split()[:1] == ["start"]]
+    assert line.split(None, 1)[1] == (f"warm from model {models[0]}: kept 140 of 150 users and "
+                                      "190 of 200 movies; 12 new users, 3 new movies")
+    code, out, _ = _cli(capsys, "--home", spans_home, "summary", "--run", "run-1")
+    assert re.search(r"^  start +cold: no blessed model trained before this data$", out, re.M)
+    code, out, _ = _cli(capsys, "--home", spans_home, "lineage", "--model", str(models[2]))
+    assert code == 0 and re.search(
+        rf"^ +start: warm from model {models[1]} \(2 warm starts in a row\): kept 140", out, re.M)
+    code, out, _ = _cli(capsys, "--home", spans_home, "summary", "--run", "run-2", "--json")
+    assert json.loads(out)["run"]["start"]["kept_movies"] == 0.95
+
+    page = report.render(report.gather(store, "run-2"))
+    training = page.split("<h2>Training</h2>", 1)[1].split("</section>", 1)[0]
+    cells = {k.strip(): v.strip() for k, v in re.findall(
+        r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", training)}
+    assert cells["start"].startswith(f"warm from model {models[0]}: kept 140 of 150 users")
+    assert cells["users of the base model still in the window"] == "93.3%"
+    assert (cells["users new to the base model"], cells["warm starts in a row"]) == ("12", "1")
+    assert (cells["member mf"], cells["member item_autorec"]) == ("warm", "fresh")
+
+
+def test_start_text_is_safe_for_a_terminal_and_reads_older_models():
+    from kiko.metadata.training import START_WARM, start_text, training_start
+    from kiko.model import warm_start as model_warm_start
+    from kiko.summary import summary_lines
+
+    assert START_WARM == model_warm_start.START_WARM
+    assert training_start({"members": []}) is None  # a model made before warm starts
+    assert training_start(None) is None
+    cold = training_start({"start": dict(COLD_START, reason="hyperparameters changed: "
+                                                          "embedding_dim 32 -> 16")})
+    assert start_text(cold) == "cold: hyperparameters changed: embedding_dim 32 -> 16"
+    run = dict.fromkeys(("run_id", "started", "duration_s", "failed_node", "failure",
+                         "model_id", "eval_rmse", "eval_mae", "eval_example_count", "blessed",
+                         "pushed_path", "not_pushed_reason"))
+    run.update(status="COMPLETE", cached=0, start=dict(cold, reason="bad \x1b[2J\x07 path"))
+    (line,) = [line for line in summary_lines(run) if line.split()[0] == "start"]
+    assert line.split(None, 1)[1] == "cold: bad \\x1b[2J\\x07 path"
+    run["start"] = None
+    assert not [line for line in summary_lines(run) if line.split()[0] == "start"]

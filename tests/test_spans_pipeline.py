@@ -4,6 +4,7 @@ validated spans and the Evaluator judges on the newest span."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from kiko.data.movielens import ml1m
 from kiko.data.movielens.spans import span_dir_name
 from kiko.data.synthetic.spans import SpanConfig, generate_spans
 from kiko.metadata.runs import run_summary
+from kiko.metadata.spans import span_rows
+from kiko.metadata.training import read_model_run
 from kiko.metadata.store import open_store
 from kiko.pipeline import configs, nodes
 from tests.conftest import FAST_HPARAMS, run_local_pipeline
@@ -28,8 +31,11 @@ pytestmark = pytest.mark.slow
 
 State = metadata_store_pb2.Execution.State
 SPANS = 3
-# A better candidate than FAST_HPARAMS' model, and a worse one (as tests/test_e2e.py).
-BETTER = ("--max-rmse-increase", "0", "--hparam", "epochs=10", "--hparam", "autorec_epochs=6")
+# Longer training than FAST_HPARAMS' (runs 1 and 2: the same hyperparameters, so run 2 warm
+# starts from run 1's model); a candidate must beat the served model (run 2); a worse candidate
+# (as tests/test_e2e.py; other hyperparameters: trained cold).
+LONGER = ("--hparam", "epochs=10", "--hparam", "autorec_epochs=6")
+BETTER = ("--max-rmse-increase", "0", *LONGER)
 WORSE = ("--hparam", "blend=false", "--hparam", "epochs=1", "--hparam", "learning_rate=0.00001")
 
 
@@ -76,13 +82,13 @@ def _version(artifact):
 
 @pytest.fixture(scope="module")
 def sequence(generated_spans, tmp_path_factory):
-    """Spans 1..3 arriving one per run (span 2's candidate better than the served model, span
-    3's worse, window of 2 spans), a run with nothing new, then span 2 corrected and
-    re-ingested with --span 2."""
+    """Spans 1..3 arriving one per run (span 1 trained cold; span 2's candidate warm started
+    from it and better than the served model; span 3's worse, other hyperparameters, window of
+    2 spans), a run with nothing new, then span 2 corrected and re-ingested with --span 2."""
     feed, home = tmp_path_factory.mktemp("feed"), tmp_path_factory.mktemp("spans_home")
     bounds = ("--rmse-upper-bound", "2.0")
     sizes = [_span_bytes(_feed(generated_spans, feed, 1))]  # bytes of each run's new span
-    run_local_pipeline(feed, home, *bounds)
+    run_local_pipeline(feed, home, *bounds, *LONGER)
     sizes.append(_span_bytes(_feed(generated_spans, feed, 2)))
     run_local_pipeline(feed, home, *bounds, *BETTER)
     served_after_2 = _latest_rmse(_store(home))
@@ -158,6 +164,34 @@ def test_a_run_with_no_new_span_does_no_work_and_says_so(sequence):
     store = open_store(configs.Paths(str(sequence["home"])).metadata_path)
     summary = run_summary(store, store.runs()[2].name)
     assert summary["nothing_new"] and summary["span"] == 2
+
+
+def test_training_warm_starts_from_the_previous_blessed_model(sequence):
+    store = open_store(configs.Paths(str(sequence["home"])).metadata_path)
+    trainers = _by_node(store, nodes.TRAINER_ID)
+    assert [State.Name(x.last_known_state) for x, _, _ in trainers] == [
+        "COMPLETE", "COMPLETE", "CACHED", "COMPLETE"]
+    models = [outputs["model"][0] for _, _, outputs in trainers]
+    assert models[2].id == models[1].id
+    # Run 1 has no base; runs 2 and 3 (nothing new) the model of run 1, not run 2's own model
+    # trained on the same span; run 4 the model of run 2.
+    assert [[a.id for a in inputs.get("base_model", [])] for _, inputs, _ in trainers] == [
+        [], [models[0].id], [models[0].id], [models[1].id]]
+    cold, warm, _, worse = [read_model_run(outputs["model_run"][0].uri)["start"]
+                            for _, _, outputs in trainers]
+    assert (cold["mode"], cold["reason"], cold["base_model"], cold["warm_chain"]) == (
+        "cold", "no blessed model trained before this data", None, 0)
+    assert (warm["mode"], warm["warm_chain"]) == ("warm", 1)
+    assert warm["base_model"] == os.path.join(models[0].uri, "Format-Serving")
+    assert warm["kept_users"] >= 0.5 and warm["kept_movies"] >= 0.5
+    assert warm["members"]["mf"] == "warm"
+    assert worse["mode"] == "cold" and worse["reason"].startswith("hyperparameters changed: ")
+    assert "blend True -> False" in worse["reason"]
+    # The run with nothing new tells the start of the model its cached Trainer gave.
+    assert re.search(rf"^  start +warm from model {models[0].id}: kept ",
+                     sequence["again"].stdout, re.M), sequence["again"].stdout[-3000:]
+    rows = {r["span"]: r for r in span_rows(store) if r["version"] == 0}
+    assert rows[2]["training_starts"] == ["warm", "warm", "cold"]  # runs 2, 3 (cached), 4
 
 
 def test_span_flag_re_ingests_a_changed_span_as_a_new_version(sequence):

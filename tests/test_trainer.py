@@ -14,7 +14,7 @@ from kiko.data.movielens.reading import read_side_records
 from kiko.data.movielens.source import resolve_source
 from kiko.model import data
 from kiko.model import features as fk
-from kiko.model import trainer
+from kiko.model import trainer, warm_start
 from kiko.model.catalog import read_movie_catalog
 from kiko.model.hparams import TRAINER_HPARAMS_KEY
 from kiko.model.member import ITEM_AUTOREC, MF, USER_AUTOREC
@@ -23,7 +23,8 @@ from tests.conftest import SCHEMA_PATH
 FAST = {"epochs": 3, "autorec_epochs": 2, "embedding_dim": 8, "autorec_units": 16}
 
 
-def _fn_args(examples, out_dir, hparams) -> tfx.components.FnArgs:
+def _fn_args(examples, out_dir, hparams, base_model=None,
+             warm=None) -> tfx.components.FnArgs:
     def files(split):
         return [os.path.join(artifact_utils.get_split_uri([examples], split), "*")]
     return tfx.components.FnArgs(
@@ -35,8 +36,9 @@ def _fn_args(examples, out_dir, hparams) -> tfx.components.FnArgs:
             data_view_decode_fn=None),
         schema_path=SCHEMA_PATH,
         serving_model_dir=os.path.join(out_dir, "serving"),
-        model_run_dir=os.path.join(out_dir, "run"),
-        custom_config={TRAINER_HPARAMS_KEY: hparams})
+        model_run_dir=os.path.join(out_dir, "run"), base_model=base_model,
+        custom_config={TRAINER_HPARAMS_KEY: hparams, "model_code": "code-1",
+                       warm_start.WARM_START_KEY: warm})
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,27 @@ def test_saved_model_carries_the_catalog_of_training_movies(trained, small_movie
 def test_unknown_hyperparameter_fails_loudly(small_examples, tmp_path):
     with pytest.raises(ValueError, match="unknown hyperparameter 'embeding_dim'"):
         trainer.run_fn(_fn_args(small_examples, str(tmp_path), {"embeding_dim": 8}))
+
+
+def test_a_cold_run_records_why_and_the_next_run_warm_starts_from_it(trained, small_examples,
+                                                                     tmp_path):
+    with open(os.path.join(trained, "run", fk.METRICS_FILE)) as f:
+        start = json.load(f)["start"]
+    assert start == {"mode": "cold", "reason": "no blessed model trained before this data",
+                     "base_model": None, "warm_chain": 0, "kept_users": None,
+                     "kept_movies": None, "new_users": None, "new_movies": None,
+                     "members": {MF: "fresh", ITEM_AUTOREC: "fresh", USER_AUTOREC: "fresh"}}
+    base = os.path.join(trained, "serving")
+    record = warm_start.read_record(base)
+    assert (record.model_code, record.warm_chain, record.members) == (
+        "code-1", 0, (MF, ITEM_AUTOREC, USER_AUTOREC))
+
+    trainer.run_fn(_fn_args(small_examples, str(tmp_path), FAST, base_model=base,
+                            warm={"cold_every": 3}))
+    with open(os.path.join(tmp_path, "run", fk.METRICS_FILE)) as f:
+        start = json.load(f)["start"]
+    assert (start["mode"], start["base_model"], start["warm_chain"]) == ("warm", base, 1)
+    assert (start["kept_users"], start["kept_movies"], start["new_users"]) == (1.0, 1.0, 0)
+    assert start["reason"].startswith(f"warm start from the blessed model {base}: kept ")
+    assert start["members"] == {MF: "warm", ITEM_AUTOREC: "warm", USER_AUTOREC: "warm"}
+    assert warm_start.read_record(os.path.join(tmp_path, "serving")).warm_chain == 1

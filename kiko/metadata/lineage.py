@@ -13,7 +13,7 @@ from kiko.metadata.evaluation import evaluation
 from kiko.metadata.models import pushed_model, pushes_of
 from kiko.metadata.store import (
     State, Store, custom, duration_s, exec_properties, first, moment, parse_json)
-from kiko.metadata.training import read_model_run
+from kiko.metadata.training import BASE_MODEL_KEY, read_model_run, training_start
 from kiko.model.hparams import TRAINER_HPARAMS_KEY
 from kiko.pipeline import nodes
 
@@ -32,7 +32,8 @@ def _trainer_record(store: Store, trainer: mlmd_pb2.Execution) -> Dict[str, Any]
         "model_code": custom_config.get("model_code"),
         "model_run_id": model_run.id if model_run else None,
         "model_run_uri": model_run.uri if model_run else None,
-        "hparams": report.get("hparams"), "final_metrics": report.get("final")}
+        "hparams": report.get("hparams"), "final_metrics": report.get("final"),
+        "start": training_start(report, first(store.inputs(trainer.id), BASE_MODEL_KEY))}
 
 
 def lineage(store: Store, model_id: Optional[int] = None) -> Dict[str, Any]:

@@ -15,7 +15,8 @@ from kiko.metadata.evaluation import (
 from kiko.metadata.store import (
     NODE_ORDER, State, Store, custom, duration_s, failed, first, in_node_order, moment,
     parse_json, succeeded)
-from kiko.metadata.training import read_model_run, training_members
+from kiko.metadata.training import (
+    BASE_MODEL_KEY, read_model_run, training_members, training_start)
 from kiko.pipeline import nodes
 from kiko.pipeline.recovery import FAILURE, STOPPED_MS
 
@@ -139,6 +140,13 @@ def why_not_pushed(store: Store, run_id: Optional[str] = None) -> Optional[str]:
     return f"run {run.name} has no Pusher (e.g. --validate-only)"
 
 
+def trainer_start(store: Store, trainer: mlmd_pb2.Execution) -> Optional[Dict[str, Any]]:
+    """training_start of a Trainer execution: its ModelRun's record and its base model input."""
+    model_run = first(store.outputs(trainer.id), "model_run")
+    return training_start(read_model_run(model_run.uri if model_run else None),
+                          first(store.inputs(trainer.id), BASE_MODEL_KEY))
+
+
 def run_outputs(store: Store, run_id: str) -> Dict[str, Any]:
     """The latest artifact of each kind one run used or made (None where the run got nowhere)."""
     found: Dict[str, Any] = {}
@@ -155,6 +163,7 @@ def run_outputs(store: Store, run_id: str) -> Dict[str, Any]:
         if node == nodes.TRAINER_ID:
             inputs = store.inputs(executions[-1].id) if executions else {}
             found["window"] = list(inputs.get("examples", []))
+            found[BASE_MODEL_KEY] = first(inputs, BASE_MODEL_KEY)
     return found
 
 
@@ -173,13 +182,14 @@ def span_lines(found: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
-    """A short account of one run (default: the latest): status, data quality, eval metrics,
-    blend, blessed, pushed path or why not. Fields are None where the run did not get."""
+    """A short account of one run (default: the latest): status, data quality, how training
+    started (training_start), eval metrics, blend, blessed, pushed path or why not. Fields are
+    None where the run did not get."""
     summary: Dict[str, Any] = dict.fromkeys((
         "run_id", "started", "duration_s", "failed_node", "failure", "model_id", "eval_rmse",
         "eval_mae", "eval_example_count", "blessed", "pushed_path", "not_pushed_reason",
         "rejected_lines", "data_quality", "blend", "skipped_members", "span", "version",
-        "window", "drift", "served_rmse", "served_mae", "served_model_id"))
+        "window", "drift", "served_rmse", "served_mae", "served_model_id", "start"))
     summary.update(status=NO_RUNS, cached=0)
     run = store.run(run_id)
     if run is None:
@@ -204,6 +214,7 @@ def run_summary(store: Store, run_id: Optional[str] = None) -> Dict[str, Any]:
     report = read_model_run(found["model_run"].uri if found["model_run"] else None) or {}
     training = training_members(report)
     summary["blend"], summary["skipped_members"] = training["blend"], training["skipped"] or None
+    summary["start"] = training_start(report, found[BASE_MODEL_KEY])
     if found["evaluator"] is not None:
         result = evaluation(store, found["evaluator"])
         metrics = result["metrics"] or {}

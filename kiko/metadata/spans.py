@@ -1,7 +1,7 @@
 """The spans a pipeline ingested and the model over them: per Examples artifact of the
 ExampleGen (one span, one version), its size, the data gate's verdict and drift measures, the
 runs that trained on it; per evaluation, the candidate's and the served model's scores on the
-newest span.
+newest span, and how each candidate's training started (warm from a base model or cold).
 
 The gate's SpanVerdict (custom properties `examples_id`, `verdict`, `drift`) says a span was let
 through; a span the gate stopped has no verdict, only the gate's failed execution.
@@ -13,7 +13,7 @@ from kiko.components.anomalies_gate.verdicts import SPAN_VERDICT_TYPE
 from kiko.metadata.artifacts import data_quality
 from kiko.metadata.evaluation import EXAMPLE_COUNT, MAE, RMSE, evaluation
 from kiko.metadata.models import pushes_of
-from kiko.metadata.runs import failure_message
+from kiko.metadata.runs import failure_message, trainer_start
 from kiko.metadata.store import (
     Store, custom, failed, moment, parse_json, succeeded)
 from kiko.pipeline import nodes
@@ -105,15 +105,25 @@ def _gate_outcome(store: Store, examples, verdict) -> Dict[str, Any]:
 def span_rows(store: Store) -> List[Dict[str, Any]]:
     """One row per Examples artifact of the ExampleGen, newest first: span, version, examples,
     bytes read, created, the run that made it, the data gate's verdict (passed, first_span,
-    drift_warned; stopped; not checked) with its drift measures, and the runs whose Trainer
-    read it (its training windows)."""
+    drift_warned; stopped; not checked) with its drift measures, the runs whose Trainer
+    read it (its training windows) and how each of those trainings started (`training_starts`:
+    warm, cold, or None for a model without that record)."""
     verdicts = _verdicts_by_examples(store)
+    modes: Dict[int, Optional[str]] = {}  # Trainer execution id -> its start mode
     rows = []
     for examples in _examples_of_example_gen(store):
         quality = data_quality(examples) or {}
         producer = store.producer(examples.id)
         trainers = [x for x in store.executions(node=nodes.TRAINER_ID, input_of=examples.id)
                     if succeeded(x)]
+        trained: Dict[str, Optional[str]] = {}  # run -> the start mode of its Trainer
+        for trainer in trainers:
+            run_id = store.run_of(trainer.id)
+            if run_id and run_id not in trained:
+                if trainer.id not in modes:
+                    start = trainer_start(store, trainer)
+                    modes[trainer.id] = start["mode"] if start else None
+                trained[run_id] = modes[trainer.id]
         rows.append({
             "examples_id": examples.id, "span": custom(examples, "span"),
             "version": custom(examples, "version"), "examples": quality.get("examples"),
@@ -121,9 +131,15 @@ def span_rows(store: Store) -> List[Dict[str, Any]]:
             "created": moment(examples.mlmd_artifact.create_time_since_epoch),
             "run_id": store.run_of(producer.id) if producer else None, "uri": examples.uri,
             **_gate_outcome(store, examples, verdicts.get(examples.id)),
-            "trained_in_runs": list(dict.fromkeys(
-                r for r in (store.run_of(x.id) for x in trainers) if r))})
+            "trained_in_runs": list(trained), "training_starts": list(trained.values())})
     return rows
+
+
+def trained_in_text(row: Dict[str, Any]) -> Optional[str]:
+    """A span row's training runs with their start mode: `run-2 (cold), run-4 (warm)`."""
+    modes = row.get("training_starts") or [None] * len(row["trained_in_runs"])
+    return ", ".join(f"{run} ({mode})" if mode else str(run)
+                     for run, mode in zip(row["trained_in_runs"], modes)) or None
 
 
 def _newest_examples(store: Store, evaluator):
@@ -134,7 +150,8 @@ def _newest_examples(store: Store, evaluator):
 
 def model_over_time(store: Store) -> List[Dict[str, Any]]:
     """Per finished evaluation, oldest first: the newest span it judged on, the candidate's and
-    the baseline (served) model's RMSE/MAE on it, blessed, pushed, and the span's examples."""
+    the baseline (served) model's RMSE/MAE on it, blessed, pushed, the span's examples and how
+    the candidate's training started (`start`: training_start, None without that record)."""
     rows, seen = [], set()
     for evaluator in store.executions(node=nodes.EVALUATOR_ID):
         if not succeeded(evaluator):
@@ -147,6 +164,8 @@ def model_over_time(store: Store) -> List[Dict[str, Any]]:
         metrics, base = result["metrics"] or {}, result["baseline_metrics"] or {}
         count = metrics.get(EXAMPLE_COUNT)
         run_id = result["run_id"]
+        trainer = store.producer(result["model_id"]) if result["model_id"] is not None \
+            else None
         rows.append({
             "run_id": run_id, "span": custom(examples, "span"),
             "version": custom(examples, "version"),
@@ -160,7 +179,8 @@ def model_over_time(store: Store) -> List[Dict[str, Any]]:
             "pushed": any(p["pushed"] and p["run_id"] == run_id
                           for p in pushes_of(store, result["model_id"]))
             if result["model_id"] is not None else False,
-            "metrics_error": result.get("metrics_error")})
+            "metrics_error": result.get("metrics_error"),
+            "start": trainer_start(store, trainer) if trainer is not None else None})
     return rows
 
 

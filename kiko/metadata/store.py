@@ -35,7 +35,7 @@ KIKO_ARTIFACT_TYPES = (verdicts.SpanVerdict,)
 # Pipeline order of the nodes; nodes not named here follow.
 NODE_ORDER = (nodes.EXAMPLE_GEN_ID, nodes.STATISTICS_GEN_ID, nodes.SCHEMA_GEN_ID,
               nodes.EXAMPLE_VALIDATOR_ID, nodes.DRIFT_BASELINE_ID, nodes.ANOMALIES_GATE_ID,
-              nodes.SPAN_WINDOW_ID, nodes.TRAINER_ID,
+              nodes.SPAN_WINDOW_ID, nodes.BASE_MODEL_RESOLVER_ID, nodes.TRAINER_ID,
               nodes.MODEL_RESOLVER_ID, nodes.EVALUATOR_ID, nodes.PUSHER_ID)
 State = mlmd_pb2.Execution.State
 # The folder under a home that holds every artifact (configs.Paths), and the artifact property
