@@ -222,13 +222,8 @@ def markdown(runs: list, cold: list) -> str:
 
 # --- the benchmark --------------------------------------------------------------------------
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=["ml100k", "generated"], required=True)
-    parser.add_argument("--spans", type=int, default=10, help="spans to cut the data into "
-                        "(default 10; --small generates 3 spans of generated data)")
-    parser.add_argument("--cold-at", type=int, nargs="+", default=None, metavar="K",
-                        help="cold runs on spans 1..K for each K (default: the last span)")
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """--workers, --hparam and --small, shared with warm_start.py."""
     parser.add_argument("--workers", type=int, default=0,
                         help="the runner's Beam worker processes (default 0: one per core)")
     parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
@@ -236,6 +231,17 @@ def main(argv=None) -> int:
     parser.add_argument("--small", action="store_true",
                         help="smoke test: tiny generated data (3 spans), short training; "
                              "results under benchmarks/_work")
+
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=["ml100k", "generated"], required=True)
+    parser.add_argument("--spans", type=int, default=10, help="spans to cut the data into "
+                        "(default 10; --small generates 3 spans of generated data)")
+    parser.add_argument("--cold-at", type=int, nargs="+", default=None, metavar="K",
+                        help="cold runs on spans 1..K for each K (default: the last span)")
+    add_run_flags(parser)
     args = parser.parse_args(argv)
     count = SMALL_SPANS if args.small and args.dataset == "generated" else args.spans
     if count < 1:

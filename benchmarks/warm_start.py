@@ -148,13 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", choices=["ml100k", "generated"], required=True)
     parser.add_argument("--spans", type=int, default=10,
                         help="spans to cut the data into (default 10; --small: 3)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="the runner's Beam worker processes (default 0: one per core)")
-    parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
-                        help="passed to the runner (repeatable; after --small's)")
-    parser.add_argument("--small", action="store_true",
-                        help="smoke test: tiny generated data (3 spans), short training; "
-                             "results under benchmarks/_work")
+    span_bench.add_run_flags(parser)
     args = parser.parse_args(argv)
     count = span_bench.SMALL_SPANS if args.small else args.spans
     if count < 2:

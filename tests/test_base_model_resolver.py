@@ -11,6 +11,7 @@ from kiko.components.baseline_resolver.strategy import (
     trained_on)
 from kiko.metadata.store import open_store
 from kiko.pipeline import configs, nodes
+from tests.test_baseline_resolver import _blessing, _model
 from tests.test_inspect_spans import StoreBuilder
 
 
@@ -74,20 +75,6 @@ def test_trained_on_is_what_the_models_trainer_read(tmp_path):
     assert read[m1.id] == {e1.id}
     assert read[m2.id] == {e1.id, e2.id, m1.id}
     assert trained_on(b.handle.store, []) == {}
-
-
-def _model(artifact_id):
-    model = standard_artifacts.Model()
-    model.id = artifact_id
-    return model
-
-
-def _blessing(artifact_id, model_id, blessed):
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.id = artifact_id
-    blessing.set_int_custom_property("current_model_id", model_id)
-    blessing.set_int_custom_property("blessed", int(blessed))
-    return blessing
 
 
 def test_base_model_skips_unblessed_models_and_those_trained_on_the_new_examples():

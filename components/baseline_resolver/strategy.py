@@ -30,12 +30,17 @@ _BLESSED = "blessed"
 _CURRENT_MODEL_ID = "current_model_id"
 
 
+def _blessed_models(blessings: List[types.Artifact]) -> Dict[int, types.Artifact]:
+    """Model id -> its blessing, for the blessings that bless."""
+    return {b.get_int_custom_property(_CURRENT_MODEL_ID): b for b in blessings
+            if b.get_int_custom_property(_BLESSED) == 1}
+
+
 def previous_blessed_model(candidates: List[types.Artifact], models: List[types.Artifact],
                            blessings: List[types.Artifact]) -> Dict[str, List[types.Artifact]]:
     """The newest blessed model (and its blessing) whose id is not a candidate's."""
     excluded = {c.id for c in candidates}
-    blessed = {b.get_int_custom_property(_CURRENT_MODEL_ID): b for b in blessings
-               if b.get_int_custom_property(_BLESSED) == 1}
+    blessed = _blessed_models(blessings)
     for model in sorted(models, key=lambda a: a.id, reverse=True):
         if model.id in blessed and model.id not in excluded:
             return {CANDIDATE_KEY: list(candidates), MODEL_KEY: [model],
@@ -90,8 +95,7 @@ def base_model(current: List[types.Artifact], models: List[types.Artifact],
     blessed model may be the one trained on them: taking it as the base would change the
     Trainer's inputs and retrain on data that did not change. A model trained before these
     Examples arrived gives the Trainer the inputs it had then, so it is served from cache."""
-    blessed = {b.get_int_custom_property(_CURRENT_MODEL_ID): b for b in blessings
-               if b.get_int_custom_property(_BLESSED) == 1}
+    blessed = _blessed_models(blessings)
     newest_first = sorted((m for m in models if m.id in blessed), key=lambda a: a.id,
                           reverse=True)
     current_ids = {a.id for a in current}
