@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	@test -x $(PY) || "$$(.ci/python310)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,kfp,dask]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,kfp,dask,bench]'
 	@touch $@
 
 run: venv

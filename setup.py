@@ -47,6 +47,9 @@ setup(
         "kfp": ["kfp>=2.5,<2.6", "kfp-pipeline-spec>=0.2.2,<0.3"],
         # Beam on a dask.distributed cluster (pipeline/dask_runner.py): Beam's own extra.
         "dask": ["apache-beam[dask]"],
+        # benchmarks/versus_svd.py's reference model, a tuned Surprise SVD. An sdist compiled
+        # against the installed numpy; it adds no other package to the pinned stack.
+        "bench": ["scikit-surprise==1.1.4"],
     },
     entry_points={"console_scripts": ["kiko=kiko.cli:main"]},
 )

@@ -54,10 +54,12 @@ def summarize(runs: List[Dict[str, float]]) -> Dict[str, Dict[str, float]]:
                 "max": round(max(r[k] for r in runs if k in r), 2)} for k in keys}
 
 
-def write_results(name: str, payload: Dict[str, object]) -> str:
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    path = os.path.join(RESULTS_DIR, f"{name}.json")
+def write_results(name: str, payload: Dict[str, object], folder: str = RESULTS_DIR) -> str:
+    """``payload`` as ``folder``/``name``.json (a smoke test's go to its work folder: not a
+    result)."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(str(folder), f"{name}.json")
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
     return path

@@ -33,7 +33,6 @@ benchmarks/_work, not results/.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -301,11 +300,7 @@ def main(argv=None) -> int:
                "dataset": args.dataset, "data": info, "spans": count, "workers": args.workers,
                "hparams": hparams, "small": args.small, "runs": runs, "cold": cold,
                "ratios": ratios, "target_ratio": TARGET_RATIO}
-    if args.small:  # a smoke test is not a result
-        path = work / f"{name}.json"
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    else:
-        path = common.write_results(name, payload)
+    path = common.write_results(name, payload, work if args.small else common.RESULTS_DIR)
     print("\n" + markdown(runs, cold))
     print(f"\nwritten to {path}")
     return 0 if all(r["rc"] == 0 for r in runs + cold) else 1

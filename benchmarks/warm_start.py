@@ -33,7 +33,6 @@ its results go to benchmarks/_work, not results/.
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -216,11 +215,7 @@ def main(argv=None) -> int:
                "cold_run": cold_run, "summary": summary,
                "targets": {"trainer_ratio": TARGET_TIME_RATIO, "rmse_gap": TARGET_RMSE_GAP,
                            "mean_rmse_gap": TARGET_MEAN_GAP, "run_ratio": TARGET_RUN_RATIO}}
-    if args.small:  # a smoke test is not a result
-        path = work / f"{name}.json"
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    else:
-        path = common.write_results(name, payload)
+    path = common.write_results(name, payload, work if args.small else common.RESULTS_DIR)
     print("\n" + markdown(pairs, summary, cold_run))
     print(f"\nwritten to {path}")
     every = runs + [cold_run] + [{"rc": max(p["rc"])} for p in pairs]

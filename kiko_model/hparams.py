@@ -38,6 +38,12 @@ class HParams:
     # The patience of a member warm-started from the blessed model (see warm_start.py): it
     # starts near its optimum, so the first epoch without gain ends it.
     warm_patience: int = 1
+    # Shrink and perturb (Ash & Adams, 2020) of a warm start: a known row starts at
+    # `warm_shrink` x the blessed model's row + (1 - `warm_shrink`) x a fresh row (1: an exact
+    # copy). A plain copy keeps the base's fit to older data and ends worse than a cold retrain;
+    # halfway keeps what the base learnt and lets the new window reshape it
+    # (benchmarks/README.md, "Warm start").
+    warm_shrink: float = 0.5
 
     # The blend: AutoRecs trained after the MF, blended on the validation part.
     blend: bool = True
@@ -96,6 +102,8 @@ class HParams:
         for name in ("lr_decay", "autorec_lr_decay", "user_autorec_lr_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"HParams.{name} must be in (0, 1], got {getattr(self, name)!r}")
+        if not 0 < self.warm_shrink <= 1:
+            raise ValueError(f"HParams.warm_shrink must be in (0, 1], got {self.warm_shrink!r}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 f"HParams.validation_fraction must be in (0, 1), got {self.validation_fraction!r}")

@@ -188,7 +188,7 @@ def _preparer(base: Optional[warm_start.Base], vocab: Vocabularies, train: data.
         if member.name not in record.members:
             starts[member.name] = warm_start.MEMBER_FRESH
             return hparams.patience
-        warm_start.initialise(member, weights, record, vocab, values)
+        warm_start.initialise(member, weights, record, vocab, values, hparams.warm_shrink)
         starts[member.name] = warm_start.MEMBER_WARM
         return hparams.warm_patience
     return prepare

@@ -6,8 +6,8 @@ Every exported model records what a later warm start needs in its `assets.extra/
 each side feature's values). The weights are read back from the SavedModel's own checkpoint by
 their object paths (`model/members/<i>/factorization/user_factors`, ...), so nothing is stored
 twice. `decide` says warm or cold (and why); `initialise` copies the base's rows into freshly
-built members by id, so users, movies and side-feature values new in the window keep their
-fresh rows.
+built members by id (shrunk towards the fresh rows by `HParams.warm_shrink`), so users, movies
+and side-feature values new in the window keep their fresh rows.
 """
 
 from __future__ import annotations
@@ -224,9 +224,14 @@ def _share(kept: int, total: int) -> float:
     return kept / total if total else 1.0
 
 
+# Hyperparameters of how a warm start begins, not of the model: a change keeps the base usable.
+WARM_ONLY_HPARAMS = ("warm_patience", "warm_shrink")
+
+
 def _changed_hparams(old: Mapping, new: Mapping) -> list:
     return [f"{name} {old.get(name, 'unset')} -> {new.get(name, 'unset')}"
-            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+            for name in sorted(set(old) | set(new))
+            if old.get(name) != new.get(name) and name not in WARM_ONLY_HPARAMS]
 
 
 def decide(options: WarmStartOptions, hparams: HParams, model_code: Optional[str], base: Base,
@@ -311,12 +316,21 @@ def _rows(base_ids: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray
 
 
 def _copy(variable: tf.Variable, new_rows: np.ndarray, base: Optional[np.ndarray],
-          base_rows: np.ndarray) -> None:
+          base_rows: np.ndarray, shrink: float) -> None:
+    """Rows ``new_rows`` of ``variable`` := shrink x the base's ``base_rows`` + (1 - shrink) x
+    their fresh values."""
     if base is None:
         raise ValueError(f"the blessed model has no weights for {variable.name}")
     value = variable.numpy()
-    value[new_rows] = base[base_rows]
+    value[new_rows] = shrink * base[base_rows] + (1 - shrink) * value[new_rows]
     variable.assign(value)
+
+
+def _assign(variable: tf.Variable, base: Optional[np.ndarray], shrink: float) -> None:
+    """``variable`` := shrink x the base's value + (1 - shrink) x its fresh value."""
+    if base is None:
+        raise ValueError(f"the blessed model has no weights for {variable.name}")
+    variable.assign(shrink * base + (1 - shrink) * variable.numpy())
 
 
 def _side_rows(layer, values: Mapping[str, np.ndarray], base_values: Mapping[str, np.ndarray]):
@@ -338,9 +352,10 @@ def _side_rows(layer, values: Mapping[str, np.ndarray], base_values: Mapping[str
 
 
 def initialise(member: Member, weights: BaseWeights, record: Record, vocab,
-               values: Tuple[dict, dict]) -> None:
+               values: Tuple[dict, dict], shrink: float = 1.0) -> None:
     """Copy the base's rows of ``member`` (by user id, movie id, side-feature value) into it;
-    rows the base lacks keep their fresh values. ``values``: this window's `side_values`."""
+    rows the base lacks keep their fresh values. ``values``: this window's `side_values`.
+    ``shrink`` < 1 starts known rows between the base's and fresh ones (`HParams.warm_shrink`)."""
     prefix = f"members/{record.members.index(member.name)}"
     users = _rows(record.user_ids, vocab.user_ids)
     movies = _rows(record.movie_ids, vocab.movie_ids)
@@ -349,8 +364,8 @@ def initialise(member: Member, weights: BaseWeights, record: Record, vocab,
         for name, rows in (("user_factors", users), ("user_bias", users),
                            ("movie_factors", movies), ("movie_bias", movies)):
             _copy(getattr(layer, name), rows[0], weights.get(f"{prefix}/factorization/{name}"),
-                  rows[1])
-        layer.global_mean.assign(weights.get(f"{prefix}/factorization/global_mean"))
+                  rows[1], shrink)
+        _assign(layer.global_mean, weights.get(f"{prefix}/factorization/global_mean"), shrink)
         for attribute, new_values, base_values in (("user_side", values[0], record.user_side),
                                                    ("movie_side", values[1], record.movie_side)):
             side = getattr(layer, attribute)
@@ -359,11 +374,11 @@ def initialise(member: Member, weights: BaseWeights, record: Record, vocab,
             rows = _side_rows(side, new_values, base_values)
             for name in ("vectors", "biases"):
                 _copy(getattr(side, name), rows[0],
-                      weights.get(f"{prefix}/factorization/{attribute}/{name}"), rows[1])
+                      weights.get(f"{prefix}/factorization/{attribute}/{name}"), rows[1], shrink)
         return
     autorec = member.autorec
     columns = users if member.item_based else movies
     for name in ("encoder", "decoder", "decoder_bias"):
         _copy(getattr(autorec, name), columns[0], weights.get(f"{prefix}/autorec/{name}"),
-              columns[1])
-    autorec.encoder_bias.assign(weights.get(f"{prefix}/autorec/encoder_bias"))
+              columns[1], shrink)
+    _assign(autorec.encoder_bias, weights.get(f"{prefix}/autorec/encoder_bias"), shrink)

@@ -1,23 +1,15 @@
 """The model-quality benchmark's references on generated data (benchmarks/model_quality.py)."""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 from kiko.data import synthetic
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def model_quality():
-    spec = importlib.util.spec_from_file_location(
-        "model_quality", os.path.join(REPO, "benchmarks", "model_quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("model_quality")
 
 
 def test_split_rows_partition_the_ratings(model_quality):

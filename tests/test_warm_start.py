@@ -306,6 +306,34 @@ def test_known_rows_start_from_the_base_and_new_rows_stay_fresh(windows, base, h
         assert member.autorec.encoder.shape[0] > base_member.autorec.encoder.shape[0]
 
 
+def test_shrink_starts_known_rows_between_the_base_and_fresh_ones(windows, base, hparams):
+    result, base_model = base
+    record = base_model.record
+    fit, _ = _split(windows[1], hparams)
+    vocab = build_vocabularies(fit, hparams.use_side_features)
+    member = MatrixFactorization(vocab, hparams, 3.0)
+    mf = member.factorization
+    fresh_factors, fresh_mean = mf.user_factors.numpy(), float(mf.global_mean.numpy())
+    warm_start.initialise(member, warm_start.BaseWeights(base_model.path), record, vocab,
+                          warm_start.side_values(fit, True), shrink=0.25)
+    base_mf = result.model.members[0].factorization
+    known = np.searchsorted(vocab.user_ids, record.user_ids) + 1
+    new = np.searchsorted(vocab.user_ids, np.setdiff1d(vocab.user_ids, record.user_ids)) + 1
+    np.testing.assert_allclose(mf.user_factors.numpy()[known],
+                               0.25 * base_mf.user_factors.numpy()[1:len(known) + 1]
+                               + 0.75 * fresh_factors[known], rtol=1e-6)
+    np.testing.assert_array_equal(mf.user_factors.numpy()[new], fresh_factors[new])
+    assert float(mf.global_mean.numpy()) == pytest.approx(
+        0.25 * float(base_mf.global_mean.numpy()) + 0.75 * fresh_mean, rel=1e-6)
+
+
+def test_warm_only_hyperparameters_keep_the_base_usable():
+    decision = _decide(hparams=HParams(warm_patience=4, warm_shrink=0.5))
+    assert decision.mode == warm_start.START_WARM
+    with pytest.raises(ValueError, match="warm_shrink must be in"):
+        HParams(warm_shrink=0.0)
+
+
 # The warm-started model.
 
 
