@@ -8,6 +8,9 @@
    copies it.
 2. Per range (ParseChunk): parse and encode every line, naming `file:line` on errors, dropping
    and listing the duplicates, counting what it saw (quality.ChunkStats).
+
+Both passes first try to parse the range whole (kiko.data.movielens.columns); a range with any
+line that is not in the plain form is parsed line by line, which names the bad lines.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from kiko.components.movielens_example_gen import progress, quality
 from kiko.components.movielens_example_gen.errors import MalformedLineError
 from kiko.components.movielens_example_gen.example_encoder import RatingEncoder
 from kiko.data.movielens import get_layout
-from kiko.data.movielens.files import Chunk, join, read_chunk_lines
+from kiko.data.movielens.columns import RatingColumns, parse_rating_columns
+from kiko.data.movielens.files import Chunk, join, read_chunk_bytes, split_lines
+from kiko.data.movielens.layout import Layout
 from kiko.data.movielens.reading import HeaderError, LineFacts, iter_records
 from kiko.model import features as fk
 
@@ -67,6 +72,14 @@ def one_argument_errors(records):
         raise MalformedLineError(str(error)) from None
 
 
+def plain_columns(layout: Layout, data: bytes, at_file_start: bool) -> Optional[RatingColumns]:
+    """The range's ratings parsed whole, or None when it must be read line by line."""
+    if layout.ratings_separator is None:
+        return None
+    return parse_rating_columns(data, layout.ratings_separator, layout.ratings_header,
+                                at_file_start)
+
+
 # --- pass 1: line counts and duplicate keys ------------------------------------------------
 
 def _numbering_base(chunk: Chunk) -> int:
@@ -96,21 +109,22 @@ class ScanKeys(beam.DoFn):
 
     def process(self, chunk: Chunk):
         layout = get_layout(self._layout_name)
-        lines = read_chunk_lines(chunk)
-        n_lines = len(lines)
+        data = read_chunk_bytes(chunk)
+        columns = plain_columns(layout, data, chunk.start == 0)
+        if columns is not None:
+            n_lines = columns.skipped + len(columns)
+            packed = np.empty(len(columns), dtype=quality.KEY_DTYPE)
+            packed["user"], packed["movie"] = columns.user_id, columns.movie_id
+            packed["timestamp"], packed["rating"] = columns.timestamp, columns.rating
+            packed["chunk"] = chunk.index
+            packed["line"] = np.arange(columns.skipped, n_lines)
+        else:
+            lines = split_lines(data)
+            n_lines = len(lines)
+            packed = self._line_keys(layout, lines, chunk)
+        del data
         yield beam.pvalue.TaggedOutput(LINES_TAG, (chunk.index, n_lines))
-        base = _numbering_base(chunk)
-        keys = []
-        for line_number, _, rating, _ in one_argument_errors(iter_records(
-                lines, layout.parse_rating, layout.ratings_encoding, self._path, base,
-                header=layout.ratings_header)):
-            if rating is not None:
-                keys.append((rating.user_id, rating.movie_id, rating.timestamp, rating.rating,
-                             chunk.index, line_number - base))
-        del lines
-        if keys:
-            packed = np.array(keys, dtype=quality.KEY_DTYPE)
-            del keys
+        if len(packed):
             bucket = quality.bucket_of(packed["user"], packed["movie"], self._buckets)
             order = np.argsort(bucket, kind="stable")
             offsets = np.concatenate([[0], np.cumsum(np.bincount(bucket,
@@ -120,6 +134,18 @@ class ScanKeys(beam.DoFn):
                 f.write(packed[order].tobytes())
             yield KeyFile(chunk.index, path, tuple(offsets.tolist()))
         progress.mark(self._progress_dir, progress.SCANNED, chunk.index, n_lines)
+
+    def _line_keys(self, layout: Layout, lines: List[bytes], chunk: Chunk) -> np.ndarray:
+        """The keys of the range's valid ratings, parsed line by line."""
+        base = _numbering_base(chunk)
+        keys = []
+        for line_number, _, rating, _ in one_argument_errors(iter_records(
+                lines, layout.parse_rating, layout.ratings_encoding, self._path, base,
+                header=layout.ratings_header)):
+            if rating is not None:
+                keys.append((rating.user_id, rating.movie_id, rating.timestamp, rating.rating,
+                             chunk.index, line_number - base))
+        return np.array(keys, dtype=quality.KEY_DTYPE)
 
 
 def find_duplicates(bucket: int, key_files: List[KeyFile]):
@@ -186,15 +212,77 @@ class ParseChunk(beam.DoFn):
         layout = get_layout(s.layout_name)
         first = first_lines[chunk.index]
         dropped = {loser.line: loser for loser in losers[chunk.index]}
-        facts = LineFacts()
         stats = quality.ChunkStats()
+        data = read_chunk_bytes(chunk)
+        plain = plain_columns(layout, data, first == 1)
+        if plain is not None:
+            stats.column_ranges = 1
+            yield from self._columns(plain, data, first, first_lines, dropped, stats)
+        else:
+            yield from self._lines(split_lines(data), first, first_lines, dropped, stats)
+        del data
+        logging.info("MovieLensExampleGen: range %d/%d of %s (lines %d-%d, %s): %d examples, "
+                     "%d rejected, %d duplicates in %.1f s", chunk.index + 1, s.n_chunks, s.path,
+                     first, first + max(stats.lines_read + stats.blank_lines, 1) - 1,
+                     "parsed whole" if plain is not None else "line by line",
+                     stats.examples, stats.rejected,
+                     stats.duplicates_exact + stats.duplicates_conflicting,
+                     time.perf_counter() - started)
+        progress.mark(s.progress_dir, progress.PARSED, chunk.index, stats.examples)
+        yield beam.pvalue.TaggedOutput(STATS_TAG, stats)
+
+    def _duplicate(self, loser, line_number: int, first_lines, user_id: int, movie_id: int,
+                   text: str, stats: quality.ChunkStats) -> str:
+        """Counts a dropped duplicate and returns its DUPLICATES_TAG line."""
+        if loser.kind == quality.EXACT:
+            stats.duplicates_exact += 1
+        else:
+            stats.duplicates_conflicting += 1
+        kept = first_lines[loser.kept_chunk] + loser.kept_line
+        return (f"{self._settings.path}:{line_number}: {loser.kind} duplicate of line {kept} "
+                f"(user {user_id}, movie {movie_id}); line {kept} is kept: {text!r}")
+
+    def _columns(self, plain: RatingColumns, data: bytes, first: int, first_lines, dropped,
+                 stats: quality.ChunkStats):
+        """The range's examples from its columns (every line is a plain rating)."""
+        s = self._settings
+        n = len(plain)
+        stats.lines_read = n
+        relative = np.arange(plain.skipped, plain.skipped + n)
+        keep = np.ones(n, dtype=bool)
+        if dropped:
+            lines = split_lines(data)
+            encoding = get_layout(s.layout_name).ratings_encoding
+            for line in sorted(dropped):
+                i = line - plain.skipped
+                keep[i] = False
+                yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, self._duplicate(
+                    dropped[line], first + line, first_lines, int(plain.user_id[i]),
+                    int(plain.movie_id[i]), lines[line].decode(encoding), stats))
+        columns = {fk.USER_ID: plain.user_id[keep], fk.MOVIE_ID: plain.movie_id[keep],
+                   fk.RATING: plain.rating[keep], fk.TIMESTAMP: plain.timestamp[keep]}
+        user_known, movie_known = self._encoder.known(columns[fk.USER_ID],
+                                                      columns[fk.MOVIE_ID])
+        serialized = self._encoder.encode_columns(*columns.values())
+        if s.as_proto:
+            yield from (tf.train.Example.FromString(example) for example in serialized)
+        else:
+            yield from serialized
+        stats.add_examples(columns, first + relative[keep], s.path, user_known, movie_known,
+                           s.check_users, s.check_movies)
+
+    def _lines(self, lines: List[bytes], first: int, first_lines, dropped,
+               stats: quality.ChunkStats):
+        """The range's examples parsed line by line, naming `file:line` on errors."""
+        s = self._settings
+        layout = get_layout(s.layout_name)
+        facts = LineFacts()
         encode, knows = self._encoder.encode, self._encoder.knows
         columns: Dict[str, list] = {fk.USER_ID: [], fk.MOVIE_ID: [], fk.RATING: [],
                                     fk.TIMESTAMP: []}
         line_numbers, user_known, movie_known = [], [], []
-        records = iter_records(read_chunk_lines(chunk), layout.parse_rating,
-                               layout.ratings_encoding, s.path, first,
-                               header=layout.ratings_header, facts=facts)
+        records = iter_records(lines, layout.parse_rating, layout.ratings_encoding, s.path,
+                               first, header=layout.ratings_header, facts=facts)
         for line_number, text, rating, error in one_argument_errors(records):
             stats.lines_read += 1
             if error is not None:
@@ -205,14 +293,9 @@ class ParseChunk(beam.DoFn):
                 continue
             loser = dropped.get(line_number - first)
             if loser is not None:
-                if loser.kind == quality.EXACT:
-                    stats.duplicates_exact += 1
-                else:
-                    stats.duplicates_conflicting += 1
-                kept = first_lines[loser.kept_chunk] + loser.kept_line
-                yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, (
-                    f"{s.path}:{line_number}: {loser.kind} duplicate of line {kept} (user "
-                    f"{rating.user_id}, movie {rating.movie_id}); line {kept} is kept: {text!r}"))
+                yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, self._duplicate(
+                    loser, line_number, first_lines, rating.user_id, rating.movie_id, text,
+                    stats))
                 continue
             for key, value in zip(columns, rating):
                 columns[key].append(value)
@@ -227,14 +310,6 @@ class ParseChunk(beam.DoFn):
                            np.asarray(line_numbers, dtype=np.int64), s.path,
                            np.asarray(user_known, dtype=bool), np.asarray(movie_known, dtype=bool),
                            s.check_users, s.check_movies)
-        logging.info("MovieLensExampleGen: range %d/%d of %s (lines %d-%d): %d examples, "
-                     "%d rejected, %d duplicates in %.1f s", chunk.index + 1, s.n_chunks, s.path,
-                     first, first + max(stats.lines_read + stats.blank_lines, 1) - 1,
-                     stats.examples, stats.rejected,
-                     stats.duplicates_exact + stats.duplicates_conflicting,
-                     time.perf_counter() - started)
-        progress.mark(s.progress_dir, progress.PARSED, chunk.index, stats.examples)
-        yield beam.pvalue.TaggedOutput(STATS_TAG, stats)
 
 
 class MergeStats(beam.CombineFn):

@@ -108,6 +108,7 @@ class ChunkStats:
     without_user: int = 0
     without_movie: int = 0
     bom: bool = False
+    column_ranges: int = 0  # ranges parsed whole (columns.py) rather than line by line
     rating_counts: Counter = field(default_factory=Counter)
     user_counts: Counter = field(default_factory=Counter)
     movie_counts: Counter = field(default_factory=Counter)
@@ -143,7 +144,8 @@ class ChunkStats:
 
     def merge(self, other: "ChunkStats") -> "ChunkStats":
         for name in ("lines_read", "blank_lines", "examples", "rejected", "duplicates_exact",
-                     "duplicates_conflicting", "without_user", "without_movie"):
+                     "duplicates_conflicting", "without_user", "without_movie",
+                     "column_ranges"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.bom = self.bom or other.bom
         self.rating_counts.update(other.rating_counts)

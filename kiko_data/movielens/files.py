@@ -136,7 +136,20 @@ def plan_chunks(path: str, size: int, target_bytes: int) -> list[Chunk]:
 
 
 def read_chunk_lines(chunk: Chunk) -> list[bytes]:
-    """The lines starting inside the chunk's byte range, without newlines.
+    """The lines starting inside the chunk's byte range, without newlines."""
+    return split_lines(read_chunk_bytes(chunk))
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The lines of `data` (read_chunk_bytes's), without newlines."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def read_chunk_bytes(chunk: Chunk) -> bytes:
+    """The bytes of the lines starting inside the chunk's byte range, newlines included.
 
     A line belongs to the range holding its first byte, so adjacent ranges read every line of
     the file exactly once whatever the boundaries. Only the range (plus the tail of its last
@@ -150,15 +163,12 @@ def read_chunk_lines(chunk: Chunk) -> list[bytes]:
             f.seek(chunk.start - 1)
             position = chunk.start - 1 + _skip_past_newline(f)
         if position >= chunk.end:
-            return []
+            return b""
         f.seek(position)
         data = f.read(chunk.end - position)
         if data and not data.endswith(b"\n"):
             data += _rest_of_line(f)
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return lines
+    return data
 
 
 def _skip_past_newline(f) -> int:

@@ -31,6 +31,8 @@ class Layout:
     # A file only this layout's releases ship, telling it from a layout with the same ratings
     # file name (ML-10M's tags.dat beside ratings.dat).
     marker_file: Optional[str] = None
+    # The ratings file's field separator, for parsing whole ranges at once (columns.py).
+    ratings_separator: Optional[str] = None
 
     @property
     def side_files(self) -> tuple[str, ...]:

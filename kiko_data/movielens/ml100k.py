@@ -22,7 +22,9 @@ GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
           "Romance", "Sci-Fi", "Thriller", "War", "Western")
 _ITEM_FIELDS = 5 + len(GENRES)
 
-parse_rating_line = rating_parser("\t")
+RATINGS_SEPARATOR = "\t"
+
+parse_rating_line = rating_parser(RATINGS_SEPARATOR)
 
 
 def parse_user_line(line: str) -> User:
@@ -58,4 +60,4 @@ LAYOUT = Layout(
     name="ml-100k", releases="MovieLens-100K", ratings_file=RATINGS_FILE,
     users_file=USERS_FILE, movies_file=MOVIES_FILE, ratings_encoding=ENCODING,
     side_encoding=ENCODING, parse_rating=parse_rating_line, parse_user=parse_user_line,
-    parse_movie=parse_movie_line)
+    parse_movie=parse_movie_line, ratings_separator=RATINGS_SEPARATOR)

@@ -17,4 +17,4 @@ LAYOUT = Layout(
     name="ml-10m", releases="MovieLens-10M", ratings_file=ml1m.RATINGS_FILE, users_file=None,
     movies_file=ml1m.MOVIES_FILE, ratings_encoding=ENCODING, side_encoding=ENCODING,
     parse_rating=ml1m.parse_rating_line, parse_movie=ml1m.parse_movie_line,
-    marker_file=TAGS_FILE)
+    marker_file=TAGS_FILE, ratings_separator=ml1m.SEPARATOR)

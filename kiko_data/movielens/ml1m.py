@@ -54,4 +54,5 @@ def parse_movie_line(line: str) -> Movie:
 LAYOUT = Layout(
     name="ml-1m", releases="MovieLens-1M", ratings_file=RATINGS_FILE, users_file=USERS_FILE,
     movies_file=MOVIES_FILE, ratings_encoding=ENCODING, side_encoding=ENCODING,
-    parse_rating=parse_rating_line, parse_user=parse_user_line, parse_movie=parse_movie_line)
+    parse_rating=parse_rating_line, parse_user=parse_user_line, parse_movie=parse_movie_line,
+    ratings_separator=SEPARATOR)

@@ -21,7 +21,9 @@ ENCODING = "utf-8"
 RATINGS_HEADER = "userId,movieId,rating,timestamp"
 MOVIES_HEADER = "movieId,title,genres"
 
-_parse_unquoted_rating = rating_parser(",")
+RATINGS_SEPARATOR = ","
+
+_parse_unquoted_rating = rating_parser(RATINGS_SEPARATOR)
 
 
 def parse_rating_line(line: str) -> Rating:
@@ -43,4 +45,5 @@ LAYOUT = Layout(
     name="ml-csv", releases="MovieLens-20M, -25M, -32M, -latest, -latest-small",
     ratings_file=RATINGS_FILE, users_file=None, movies_file=MOVIES_FILE,
     ratings_encoding=ENCODING, side_encoding=ENCODING, parse_rating=parse_rating_line,
-    parse_movie=parse_movie_line, ratings_header=RATINGS_HEADER, movies_header=MOVIES_HEADER)
+    parse_movie=parse_movie_line, ratings_header=RATINGS_HEADER, movies_header=MOVIES_HEADER,
+    ratings_separator=RATINGS_SEPARATOR)

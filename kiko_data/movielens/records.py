@@ -17,13 +17,13 @@ from typing import NamedTuple, Optional
 MAX_INT64 = 2 ** 63 - 1
 # Longest part of a bad line quoted in an error message.
 _MAX_QUOTED_LINE = 200
-_MAX_INT64_DIGITS = len(str(MAX_INT64))
+MAX_INT64_DIGITS = len(str(MAX_INT64))
 _DECIMAL_CHARS = frozenset("0123456789.+-eE")
 _ASCII_WHITESPACE = " \t\r\n\f\v"
 GENRE_SEPARATOR = "|"
 
 # Ratings as MovieLens writes them ("4", "4.0", "3.5"): parsed by one dictionary look-up.
-_COMMON_RATINGS = {text: value for half in range(0, 11) for value in (half / 2,)
+COMMON_RATINGS = {text: value for half in range(0, 11) for value in (half / 2,)
                    for text in {f"{value:g}", f"{value:.1f}"}}
 
 
@@ -118,7 +118,7 @@ def split_fields(line: str, separator: str, expected: int) -> list[str]:
 def parse_int(value: str, name: str) -> int:
     """A non-negative decimal integer (ASCII digits only) that fits int64."""
     if value.isascii() and value.isdigit():
-        if len(value) >= _MAX_INT64_DIGITS and int(value) > MAX_INT64:
+        if len(value) >= MAX_INT64_DIGITS and int(value) > MAX_INT64:
             raise LineError(f"{name} {value} is larger than the int64 maximum {MAX_INT64}")
         return int(value)
     if not value:
@@ -136,7 +136,7 @@ def parse_rating_value(value: str) -> float:
     Ranges are the schema's job downstream; a value like 3.3 that float32 would round is an
     error here, so that no stored rating differs from the file.
     """
-    rating = _COMMON_RATINGS.get(value)
+    rating = COMMON_RATINGS.get(value)
     if rating is not None:
         return rating
     if not value:
@@ -206,10 +206,10 @@ def rating_parser(separator: str):
             raise LineError(
                 f"expected 4 fields separated by {separator!r}, got {len(fields)}")
         user, movie, value, timestamp = fields
-        rating = _COMMON_RATINGS.get(value)
+        rating = COMMON_RATINGS.get(value)
         if (rating is not None and line.isascii() and user.isdigit() and movie.isdigit()
-                and timestamp.isdigit() and len(user) < _MAX_INT64_DIGITS
-                and len(movie) < _MAX_INT64_DIGITS and len(timestamp) < _MAX_INT64_DIGITS):
+                and timestamp.isdigit() and len(user) < MAX_INT64_DIGITS
+                and len(movie) < MAX_INT64_DIGITS and len(timestamp) < MAX_INT64_DIGITS):
             return Rating(int(user), int(movie), rating, int(timestamp))
         return parse_rating_fields(user, movie, value, timestamp)
 
